@@ -1,0 +1,98 @@
+"""The `govfacts` command line."""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Facts from Chinese government "
+                  "information-disclosure annual reports.")
+err = Console(stderr=True)
+out = Console()
+
+
+@app.command()
+def extract(
+    paths: List[Path] = typer.Argument(..., help="Report files or folders (searched recursively)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Facts file: .jsonl, .csv or .parquet."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Tagger directory / hub name, or 'rules'. "
+                                        "Default: the bundled tagger (rules if none is bundled)."),
+    errors: Optional[Path] = typer.Option(None, "--errors", help="Write one JSON line per failed file here."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run into the same output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Extract facts from reports; bad files are reported and skipped, the exit status says if any failed."""
+    from govfacts.infer.batch import run_batch
+    from govfacts.infer.extractor import extract_document, extractor_id, load_extractor
+
+    try:
+        from govfacts.factsio import output_format
+
+        output_format(output)
+        extractor = load_extractor(model)
+    except (ValueError, OSError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    many = getattr(extractor, "extract_documents", None)
+    result = run_batch(paths, output, lambda d: extract_document(d, extractor), errors=errors, resume=resume,
+                       progress=not quiet, extract_many=many)
+    if not quiet:
+        _summary(result, extractor_id(extractor))
+    if result.failures:
+        raise typer.Exit(1)
+
+
+def _summary(result, extractor: str) -> None:
+    counts = Counter(f.metric for f in result.facts)
+    table = Table(title=f"{len(result.facts)} facts from {result.documents} documents ({extractor})")
+    table.add_column("metric")
+    table.add_column("facts", justify="right")
+    table.add_column("documents", justify="right")
+    docs = {m: len({f.doc_id for f in result.facts if f.metric == m}) for m in counts}
+    for metric, n in counts.most_common():
+        table.add_row(metric, str(n), str(docs[metric]))
+    err.print(table)
+    err.print(f"facts written to [bold]{result.output}[/bold]")
+    if result.resumed:
+        err.print(f"resumed: {result.resumed} documents taken from the interrupted run")
+    if result.skipped:
+        err.print(f"skipped {len(result.skipped)} files of other types in folders (e.g. {result.skipped[0]})")
+    for fail in result.failures:
+        err.print(f"[red]failed:[/red] {fail.path}: {fail.reason}")
+
+
+@app.command()
+def text(path: Path = typer.Argument(..., help="A report file.")) -> None:
+    """Print the document text that all fact offsets refer to."""
+    from govfacts.reader import ReadError, read_document
+
+    try:
+        doc = read_document(path)
+    except ReadError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1)
+    sys.stdout.write(doc.text)
+    if not doc.text.endswith("\n"):
+        sys.stdout.write("\n")
+
+
+@app.command()
+def labels(config: bool = typer.Option(False, "--studio-config", help="Print the Label Studio labeling config.")) -> None:
+    """Show the label contract (configs/labels.yaml)."""
+    from govfacts.labels import default_labels
+
+    ls = default_labels()
+    sys.stdout.write((ls.studio_config() if config else ls.markdown_table()) + "\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

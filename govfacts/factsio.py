@@ -1,0 +1,80 @@
+"""The one reader and writer of fact files (.jsonl, .csv, .parquet), always written atomically."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from govfacts.records import FACT_FIELDS, Fact
+
+FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+def output_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{path}: output must end in .jsonl, .csv or .parquet")
+    return FORMATS[suffix]
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_facts(path: str | Path, facts: Iterable[Fact]) -> int:
+    fmt = output_format(path)
+    rows = [f.to_dict() for f in facts]
+    with atomic_path(path) as tmp:
+        if fmt == "jsonl":
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for r in rows:
+                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        elif fmt == "csv":
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=FACT_FIELDS)
+                w.writeheader()
+                w.writerows(rows)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            cols = {k: [r[k] for r in rows] for k in FACT_FIELDS}
+            pq.write_table(pa.table(cols), tmp)
+    return len(rows)
+
+
+def read_facts(path: str | Path) -> list[Fact]:
+    fmt = output_format(path)
+    if fmt == "jsonl":
+        with open(path, encoding="utf-8") as fh:
+            return [Fact.from_dict(json.loads(line)) for line in fh if line.strip()]
+    if fmt == "csv":
+        with open(path, encoding="utf-8", newline="") as fh:
+            out = []
+            for r in csv.DictReader(fh):
+                for k in ("value", "confidence"):
+                    r[k] = float(r[k]) if r[k] not in ("", None) else None
+                for k in ("start", "end"):
+                    r[k] = int(r[k])
+                r["year"] = int(r["year"]) if r.get("year") else None
+                r["agency"] = r.get("agency") or None
+                out.append(Fact.from_dict(r))
+            return out
+    import pyarrow.parquet as pq
+
+    return [Fact.from_dict(r) for r in pq.read_table(path).to_pylist()]

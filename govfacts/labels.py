@@ -1,0 +1,83 @@
+"""The label contract as data: loaded once from configs/labels.yaml, everything else derived."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import yaml
+
+from govfacts.paths import CONFIGS
+
+# A fixed, readable palette for Label Studio; cycles if labels are added.
+_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c",
+            "#008080", "#9a6324", "#800000", "#808000", "#000075", "#fabebe", "#e6beff", "#aaffc3",
+            "#ffd8b1", "#808080", "#ffe119", "#469990", "#dcbeff", "#a9a9a9", "#fffac8"]
+
+
+@dataclass(frozen=True)
+class Label:
+    name: str
+    meaning: str
+    units: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    version: str
+    labels: tuple[Label, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [lab.name for lab in self.labels]
+
+    @property
+    def bio_tags(self) -> list[str]:
+        """IOB2 tag list: O first, then B-/I- per label in contract order."""
+        tags = ["O"]
+        for name in self.names:
+            tags += [f"B-{name}", f"I-{name}"]
+        return tags
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.bio_tags))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.bio_tags)}
+
+    def get(self, name: str) -> Label:
+        for lab in self.labels:
+            if lab.name == name:
+                return lab
+        raise KeyError(name)
+
+    def studio_config(self) -> str:
+        """The Label Studio labeling config (XML) for span labelling of `data.text`."""
+        lines = ['<View>', '  <Labels name="label" toName="text">']
+        for i, lab in enumerate(self.labels):
+            lines.append(f'    <Label value={quoteattr(lab.name)} background="{_COLOURS[i % len(_COLOURS)]}" '
+                         f'hint={quoteattr(lab.meaning)}/>')
+        lines += ['  </Labels>', '  <Text name="text" value="$text" granularity="symbol"/>', '</View>']
+        return "\n".join(lines)
+
+    def markdown_table(self) -> str:
+        rows = ["| label | what is counted | units |", "|---|---|---|"]
+        rows += [f"| {lab.name} | {lab.meaning} | {', '.join(lab.units)} |" for lab in self.labels]
+        return "\n".join(rows)
+
+
+def load_labels(path: Path | str | None = None) -> LabelSet:
+    data = yaml.safe_load(Path(path or CONFIGS / "labels.yaml").read_text(encoding="utf-8"))
+    labels = tuple(Label(d["name"], d["meaning"], tuple(str(u) for u in d.get("units", ()))) for d in data["labels"])
+    names = [lab.name for lab in labels]
+    if len(set(names)) != len(names):
+        raise ValueError("labels.yaml: duplicate label names")
+    return LabelSet(str(data.get("version", "")), labels)
+
+
+@lru_cache(maxsize=1)
+def default_labels() -> LabelSet:
+    return load_labels()

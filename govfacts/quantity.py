@@ -1,0 +1,87 @@
+"""Quantity normalisation: '22.4万余次' -> Quantity(224000, '次', 'more_than').
+
+Chinese numerals are converted with cn2an; the surrounding grammar (approximators, 多/余, 万/亿
+multipliers, classifiers, 左右) follows the span conventions of the label contract.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Optional
+
+from govfacts.records import Quantity
+from govfacts.textview import to_halfwidth, to_simplified
+
+APPROX_BEFORE = {"将近": "nearly", "近": "nearly", "大约": "approx", "约": "approx", "超过": "more_than",
+                 "逾": "more_than", "超": "more_than"}
+CN_DIGITS = "零〇一二两三四五六七八九十百千万亿"
+_MULT = {"万": 1e4, "亿": 1e8, "千": 1e3, "百": 1e2}
+
+_RX = re.compile(
+    r"^(?P<pre>将近|大约|超过|近|约|逾|超)?"
+    r"(?P<num>[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?|[" + CN_DIGITS + r"]+(?:点[零〇一二三四五六七八九]+)?)"
+    r"(?P<more1>多|余)?(?P<mult>[万亿千百]*)(?P<more2>多|余)?"
+    r"(?P<unit>.*?)(?P<post>左右)?$"
+)
+
+
+def _clean(text: str) -> str:
+    t = to_halfwidth(to_simplified(text))
+    t = re.sub(r"\s+", "", t)
+    return t.replace("，", ",").replace("．", ".").replace("％", "%")
+
+
+@lru_cache(maxsize=4096)
+def _cn_number(s: str) -> Optional[float]:
+    import cn2an
+
+    s = s.replace("两", "二").replace("〇", "零")
+    try:
+        return float(cn2an.cn2an(s, "smart"))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def parse_number(num: str) -> Optional[float]:
+    if re.fullmatch(r"[0-9,]+(\.[0-9]+)?", num):
+        return float(num.replace(",", ""))
+    if num in _MULT:  # 逾千条, 近万次: a bare multiplier means one of it
+        return _MULT[num]
+    return _cn_number(num)
+
+
+def parse_quantity(text: str) -> Optional[Quantity]:
+    """Normalise a numeric span; None when the span holds no number (e.g. a zero-claim noun phrase)."""
+    t = _clean(text)
+    if t in ("零", "为零"):
+        return Quantity(0.0, "", "exact")
+    m = _RX.match(t)
+    if not m:
+        return None
+    value = parse_number(m.group("num"))
+    if value is None:
+        return None
+    for ch in m.group("mult"):
+        value *= _MULT[ch]
+    unit = m.group("unit")
+    # A multiplier written inside the unit (万元, 万份, 亿次) goes into the value.
+    while unit[:1] in _MULT and len(unit) > 1:
+        value *= _MULT[unit[0]]
+        unit = unit[1:]
+    if unit[:1] in ("多", "余"):
+        unit = unit[1:]
+        more = True
+    else:
+        more = bool(m.group("more1") or m.group("more2"))
+    qualifier = "exact"
+    if m.group("pre"):
+        qualifier = APPROX_BEFORE[m.group("pre")]
+    elif more:
+        qualifier = "more_than"
+    elif m.group("post"):
+        qualifier = "approx"
+    if m.group("post") and qualifier == "exact":
+        qualifier = "approx"
+    if value == int(value):
+        value = float(int(value))
+    return Quantity(round(value, 6), unit, qualifier)

@@ -1,0 +1,77 @@
+"""Typed records that flow through govfacts: documents, spans and facts."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional
+
+QUALIFIERS = ("exact", "approx", "more_than", "nearly")
+
+
+@dataclass(frozen=True)
+class Document:
+    """A report as govfacts reads it; every offset in govfacts refers to `text`."""
+
+    doc_id: str
+    path: str
+    text: str
+    format: str = "txt"  # txt | html | pdf
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A labelled character range [start, end) of a document text."""
+
+    start: int
+    end: int
+    label: str
+    text: str = ""
+    score: float = 1.0
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A normalised quantity expression: 22.4万余次 -> 224000, 次, more_than."""
+
+    value: float
+    unit: str
+    qualifier: str = "exact"
+
+
+@dataclass
+class Fact:
+    """One quantity claim of a report, as emitted by `govfacts extract`."""
+
+    doc_id: str
+    path: str
+    metric: str
+    value: Optional[float]
+    unit: str
+    qualifier: str
+    text: str
+    start: int
+    end: int
+    confidence: float
+    agency: Optional[str] = None
+    year: Optional[int] = None
+    extractor: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Fact":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+FACT_FIELDS = [f.name for f in fields(Fact)]
+
+
+@dataclass
+class ReadFailure:
+    """A file that could not be turned into a document, with the reason in words."""
+
+    path: str
+    reason: str
+    extra: dict = field(default_factory=dict)

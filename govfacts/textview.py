@@ -1,0 +1,109 @@
+"""A normalised view of a raw document text that maps every character back to raw offsets.
+
+Traditional characters become simplified (OpenCC t2s), full-width ASCII becomes half-width, hard
+line breaks inside sentences (PDF text) and spaces wedged between CJK characters and digits are
+dropped. Rules and the tagger work on the view; spans are mapped back with `to_raw`, so facts
+always carry offsets into the text as stored.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+_TERMINAL = set("。！？；：!?;:…」』”）)】")
+_HEADING = re.compile(r"\s*([一二三四五六七八九十]+、|（[一二三四五六七八九十]+）|\(?[0-9]{1,2}[.、)）]|[•·●◆■□-]\s)")
+_SPACE = " \t\u3000\xa0"
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or ch in "，。、；：？！“”‘’（）《》％"
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=65536)
+def _char_t2s(ch: str) -> str:
+    out = _t2s().convert(ch)
+    return out if len(out) == 1 else ch
+
+
+def to_simplified(text: str) -> str:
+    """Length-preserving traditional→simplified conversion (falls back to per-character conversion)."""
+    if text.isascii():
+        return text
+    out = _t2s().convert(text)
+    if len(out) == len(text):
+        return out
+    return "".join(_char_t2s(c) for c in text)
+
+
+def to_halfwidth(text: str) -> str:
+    """Full-width ASCII forms (！–～) and the ideographic space become their half-width forms."""
+    return "".join(chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" and c not in "，：；（）！？％" else
+                   (" " if c == "\u3000" else c) for c in text)
+
+
+@dataclass
+class TextView:
+    raw: str
+    text: str
+    index: list[int]  # index[i] = raw offset of view character i
+
+    def to_raw(self, start: int, end: int) -> tuple[int, int]:
+        """Map a view span [start, end) to the raw span covering the same characters."""
+        if end <= start:
+            r = self.index[start] if start < len(self.index) else len(self.raw)
+            return r, r
+        return self.index[start], self.index[end - 1] + 1
+
+    def from_raw(self, start: int, end: int) -> tuple[int, int]:
+        """Map a raw span to the smallest view span whose characters lie inside it."""
+        import bisect
+
+        s = bisect.bisect_left(self.index, start)
+        e = bisect.bisect_left(self.index, end)
+        return s, e
+
+
+def build_view(raw: str, join_lines: bool = True, drop_spaces: bool = True) -> TextView:
+    """Build the normalised view of `raw` (see module docstring)."""
+    conv = to_halfwidth(to_simplified(raw))
+    keep = [True] * len(raw)
+    if join_lines:
+        _mark_soft_breaks(conv, keep)
+    if drop_spaces:
+        _mark_inner_spaces(conv, keep)
+    index = [i for i, k in enumerate(keep) if k]
+    return TextView(raw, "".join(conv[i] for i in index), index)
+
+
+def _mark_soft_breaks(text: str, keep: list[bool]) -> None:
+    """Drop a line break inside a sentence: the line before is long and does not end a sentence."""
+    lines = text.split("\n")
+    pos = 0
+    for n, line in enumerate(lines[:-1]):
+        end = pos + len(line)
+        body = line.rstrip(_SPACE)
+        nxt = lines[n + 1]
+        if (len(body) >= 12 and body[-1] not in _TERMINAL and nxt.strip(_SPACE)
+                and not _HEADING.match(nxt) and not re.fullmatch(r"\s*-\s*\d+\s*-\s*", nxt)):
+            keep[end] = False
+        pos = end + 1
+
+
+def _mark_inner_spaces(text: str, keep: list[bool]) -> None:
+    """Drop runs of spaces between CJK and digits/CJK (PDF '1136 条', '2023 年'), never digit–digit."""
+    for m in re.finditer(r"[ \t\u3000\xa0]+", text):
+        a, b = m.start() - 1, m.end()
+        if a < 0 or b >= len(text):
+            continue
+        left, right = text[a], text[b]
+        if (_is_cjk(left) or _is_cjk(right)) and not (left.isdigit() and right.isdigit()):
+            for i in range(m.start(), m.end()):
+                keep[i] = False

@@ -1,0 +1,181 @@
+"""Rule baseline: lexicon + patterns for the 23 labels and for zero claims.
+
+It is the baseline the tagger must beat, the pre-annotator for new reports and a test oracle. It
+works on the normalised view (simplified, half-width, PDF lines joined) and maps spans back to raw
+offsets. Cue lexicon and weights live in configs/rules.yaml.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from govfacts.labels import LabelSet, default_labels
+from govfacts.paths import CONFIGS
+from govfacts.records import Span
+from govfacts.textview import TextView, build_view
+
+NAME = "rules"
+VERSION = "0.1.0"
+
+_UNITS = ["人次", "件次", "条次", "场次", "万元", "万份", "万次", "亿次", "元", "条", "次", "件", "篇", "个", "场",
+          "期", "项", "份", "册", "名", "人", "起", "宗", "通", "席", "批", "本", "张", "套", "部", "家", "户", "档",
+          "%"]
+_NUM = r"(?:[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?|[零〇二两三四五六七八九十百千][零〇一二两三四五六七八九十百千]*|一[零〇一二两三四五六七八九十百千万]+)"
+QUANTITY_RX = re.compile(
+    r"(?<![0-9A-Za-z.\-/:])(?:(?P<pre>将近|大约|超过|近|约|逾|超))?(?P<num>" + _NUM + r")"
+    r"(?P<more1>多|余)?(?P<mult>[万亿千])?(?P<more2>多|余)?"
+    r"(?P<unit>" + "|".join(re.escape(u) for u in _UNITS) + r")(?P<post>左右)?"
+)
+ZERO_NUM_RX = re.compile(r"(?:为|是|均为)(?P<num>零|0)(?![0-9.%])")
+_SENT_END = "。！？；\n!?;"
+NONE_REACH = 4  # an out-of-scope cue vetoes only a quantity it directly qualifies
+_CLAUSE = "，,、：:"
+
+# Zero claims: a negation cue, then within the same clause the metric noun phrases it denies.
+NEGATION_RX = re.compile(r"(?:没有|沒有|均未|未|无|暂不|不存在|不)")
+ZERO_NOUNS: list[tuple[str, str]] = [
+    (r"(?:政府)?信息公开行政复议(?:案件)?|行政复议案件|行政复议|复议", "RECONSIDERATIONS"),
+    (r"行政诉讼案件|行政诉讼|诉讼案件|诉讼", "LAWSUITS"),
+    (r"(?:政府)?信息公开(?:的)?申请|依申请公开(?:政府信息)?(?:的)?申请|信息公开申请|公开申请", "APPLICATIONS_RECEIVED"),
+    (r"信息处理费|检索费|复制费|收费|费用", "FEES"),
+    (r"(?:政府信息公开)?(?:举报|申诉)(?:案件)?", "COMPLAINTS"),
+]
+_ZERO_RX = [(re.compile(p), lab) for p, lab in ZERO_NOUNS]
+_ZERO_VERBS = re.compile(r"^(?:发生|收到|收取|产生|出现|接到|有|存在|受理|涉及|因)")
+
+
+@dataclass(frozen=True)
+class Cue:
+    rx: re.Pattern
+    label: str
+    weight: float
+
+
+@lru_cache(maxsize=4)
+def load_rules(path: str | None = None) -> tuple[list[Cue], re.Pattern, re.Pattern, re.Pattern]:
+    cfg = yaml.safe_load(Path(path or CONFIGS / "rules.yaml").read_text(encoding="utf-8"))
+    cues = []
+    for label, by_weight in cfg["cues"].items():
+        for weight, words in by_weight.items():
+            for w in words:
+                cues.append(Cue(re.compile(re.escape(str(w))), label, float(weight)))
+    issue = re.compile("|".join(map(re.escape, cfg["issue_verbs"])))
+    publish = re.compile("|".join(map(re.escape, cfg["publish_verbs"])))
+    not_before = re.compile("(?:" + "|".join(map(re.escape, cfg["not_before"])) + r")[了为达约共]?\s*$")
+    return cues, issue, publish, not_before
+
+
+class RuleExtractor:
+    """Finds labelled quantity spans in a document text with cue words and patterns."""
+
+    name = NAME
+    version = VERSION
+
+    def __init__(self, labels: LabelSet | None = None, rules_path: str | None = None):
+        self.labels = labels or default_labels()
+        self.cues, self.issue_rx, self.publish_rx, self.not_before_rx = load_rules(rules_path)
+        self.units = {lab.name: set(lab.units) for lab in self.labels.labels}
+
+    # -- public API -----------------------------------------------------------------------------
+    def spans(self, raw: str) -> list[Span]:
+        """Labelled spans with offsets into `raw`, non-overlapping, sorted."""
+        view = build_view(raw)
+        found = self._numeric(view) + self._zero_claims(view)
+        found.sort(key=lambda s: (s.start, -(s.end - s.start)))
+        out: list[Span] = []
+        for s in found:
+            if out and s.start < out[-1].end:
+                continue
+            out.append(s)
+        return out
+
+    # -- numeric claims -------------------------------------------------------------------------
+    def _numeric(self, view: TextView) -> list[Span]:
+        t = view.text
+        hits = []
+        for m in QUANTITY_RX.finditer(t):
+            unit = m.group("unit")
+            unit_key = unit[1:] if unit[:1] in "万亿" and len(unit) > 1 else unit
+            if self.not_before_rx.search(t[max(0, m.start() - 6):m.start()]):
+                continue
+            if unit_key in ("家", "户"):
+                continue
+            if m.group("num") in ("一",) or t[m.end():m.end() + 1] in ("性", "年", "月", "日", "号"):
+                continue
+            label, score = self._label_for(t, m.start(), m.end(), unit_key)
+            if label:
+                hits.append((m.start(), m.end(), label, score))
+        for m in ZERO_NUM_RX.finditer(t):
+            label, score = self._label_for(t, m.start("num"), m.end("num"), None)
+            if label:
+                hits.append((m.start("num"), m.end("num"), label, score))
+        return [self._to_span(view, s, e, lab, sc) for s, e, lab, sc in hits]
+
+    def _label_for(self, t: str, start: int, end: int, unit: str | None) -> tuple[str | None, float]:
+        sent_start = max((t.rfind(c, 0, start) for c in _SENT_END), default=-1) + 1
+        lo = max(sent_start, start - 60)
+        left = t[lo:start]
+        clause_start = max((left.rfind(c) for c in _CLAUSE), default=-1) + 1
+        right_end = end
+        while right_end < len(t) and right_end - end < 8 and t[right_end] not in _SENT_END + _CLAUSE + "（(":
+            right_end += 1
+        right = t[end:right_end]
+        scored: dict[str, float] = {}
+        for cue in self.cues:
+            for m in cue.rx.finditer(left):
+                dist = len(left) - m.end()
+                if cue.label == "NONE" and (dist > NONE_REACH or m.start() < clause_start):
+                    continue
+                s = cue.weight - 0.3 * dist + (3 if m.start() >= clause_start else 0)
+                if s > scored.get(cue.label, -1e9):
+                    scored[cue.label] = s
+            m = cue.rx.search(right)
+            if m and cue.label != "POSTS_PUBLISHED":
+                s = cue.weight + 3.5 - 0.3 * m.start()
+                if s > scored.get(cue.label, -1e9):
+                    scored[cue.label] = s
+        if "DOCUMENTS_ISSUED" in scored:
+            clause = left[clause_start:] + right
+            if not self.issue_rx.search(left) and self.publish_rx.search(clause):
+                scored["POSTS_PUBLISHED"] = max(scored.get("POSTS_PUBLISHED", -1e9), scored.pop("DOCUMENTS_ISSUED"))
+        for label, s in sorted(scored.items(), key=lambda kv: kv[1], reverse=True):
+            if label == "NONE":
+                return None, 0.0
+            if unit is None or unit in self.units.get(label, ()):
+                return label, s
+        return None, 0.0
+
+    # -- zero claims ----------------------------------------------------------------------------
+    def _zero_claims(self, view: TextView) -> list[Span]:
+        t = view.text
+        out = []
+        for neg in NEGATION_RX.finditer(t):
+            rest_end = neg.end()
+            while rest_end < len(t) and rest_end - neg.end() < 30 and t[rest_end] not in _SENT_END + "，,":
+                rest_end += 1
+            window = t[neg.end():rest_end]
+            if neg.group() == "不" and not window.startswith(("收费", "收取")):
+                continue
+            if neg.group() in ("无", "未") and not (_ZERO_VERBS.match(window) or any(r.match(window) for r, _ in _ZERO_RX)):
+                continue
+            taken: list[tuple[int, int]] = []
+            for rx, label in _ZERO_RX:
+                for m in rx.finditer(window):
+                    s, e = neg.end() + m.start(), neg.end() + m.end()
+                    if any(a < e and s < b for a, b in taken):
+                        continue
+                    if label == "FEES" and re.match(r"(?:标准|依据)", t[e:e + 2]):
+                        continue
+                    taken.append((s, e))
+                    out.append(self._to_span(view, s, e, label, 6.0))
+        return out
+
+    @staticmethod
+    def _to_span(view: TextView, s: int, e: int, label: str, score: float) -> Span:
+        rs, re_ = view.to_raw(s, e)
+        conf = max(0.05, min(0.95, 0.5 + score / 20))
+        return Span(rs, re_, label, view.raw[rs:re_], round(conf, 3))
