@@ -90,6 +90,15 @@ def labels(config: bool = typer.Option(False, "--studio-config", help="Print the
     sys.stdout.write((ls.studio_config() if config else ls.markdown_table()) + "\n")
 
 
+def _register() -> None:
+    from govfacts.cli_annotations import app as annotations_app
+
+    app.add_typer(annotations_app, name="annotations")
+
+
+_register()
+
+
 def main() -> None:
     app()
 

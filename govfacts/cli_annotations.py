@@ -1,0 +1,90 @@
+"""`govfacts annotations …`: validate Label Studio exports, print the labeling config, corpus statistics."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from govfacts.paths import ANNOTATIONS
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Annotated corpus tools (Label Studio JSON).")
+console = Console(stderr=True)
+
+
+def load_splits(path: Path | None = None) -> dict[str, list[str]]:
+    """doc_id lists per split from annotations/splits.yaml."""
+    data = yaml.safe_load(Path(path or ANNOTATIONS / "splits.yaml").read_text(encoding="utf-8")) or {}
+    return {k: list(v or []) for k, v in data.items()}
+
+
+def split_of(splits: dict[str, list[str]]) -> dict[str, str]:
+    return {doc: name for name, docs in splits.items() for doc in docs}
+
+
+@app.command()
+def validate(exports: List[Path] = typer.Argument(..., help="Label Studio export files or folders."),
+             output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                                   help="Write the valid tasks here (Label Studio JSON).")) -> None:
+    """Check offsets, region texts, labels, overlaps and empty spans; report each problem, keep valid tasks."""
+    from govfacts.studio_io import doc_to_task, write_tasks
+    from govfacts.validate import validate_exports
+
+    docs, problems = validate_exports(exports)
+    for p in problems:
+        typer.echo(f"problem: {p}", err=True)
+    console.print(f"{len(docs)} valid tasks, {sum(len(d.spans) for d in docs)} spans, {len(problems)} problems")
+    if output:
+        write_tasks(output, [doc_to_task(d) for d in docs])
+        console.print(f"valid tasks written to {output}")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def config() -> None:
+    """Print the Label Studio labeling config generated from configs/labels.yaml."""
+    from govfacts.labels import default_labels
+
+    typer.echo(default_labels().studio_config())
+
+
+@app.command()
+def stats(exports: List[Path] = typer.Argument(None, help="Exports (default: annotations/tasks)."),
+          splits_file: Optional[Path] = typer.Option(None, "--splits", help="Default: annotations/splits.yaml."),
+          check: bool = typer.Option(False, "--check", help="Exit 1 if any number is unexplained.")) -> None:
+    """Spans per label and split, and the numbers in the prose that no span or 'not tagged' rule explains."""
+    from govfacts.consistency import uncovered_numbers
+    from govfacts.labels import default_labels
+    from govfacts.validate import validate_exports
+
+    docs, problems = validate_exports(exports or [ANNOTATIONS / "tasks"])
+    where = split_of(load_splits(splits_file))
+    names = sorted({where.get(d.doc_id, "unsplit") for d in docs}, key=["train", "dev", "test", "unsplit"].index)
+    counts = {n: Counter() for n in names}
+    ndocs = Counter(where.get(d.doc_id, "unsplit") for d in docs)
+    for d in docs:
+        counts[where.get(d.doc_id, "unsplit")].update(s.label for s in d.spans)
+    table = Table(title=f"{sum(len(d.spans) for d in docs)} spans in {len(docs)} documents")
+    table.add_column("label")
+    for n in names:
+        table.add_column(f"{n} ({ndocs[n]} docs)", justify="right")
+    table.add_column("total", justify="right")
+    for lab in default_labels().names:
+        row = [counts[n][lab] for n in names]
+        table.add_row(lab, *map(str, row), str(sum(row)))
+    table.add_row("all", *[str(sum(counts[n].values())) for n in names], str(sum(len(d.spans) for d in docs)))
+    Console().print(table)
+    unexplained = [u for d in docs for u in uncovered_numbers(d)]
+    typer.echo(f"{len(unexplained)} numbers in the prose not covered by a span, a table region, a reviewed "
+               f"not-tagged entry or a contract rule", err=True)
+    for u in unexplained:
+        typer.echo(f"  {u.doc_id} [{u.start}:{u.end}] {u.context}", err=True)
+    for p in problems:
+        typer.echo(f"problem: {p}", err=True)
+    if check and (unexplained or problems):
+        raise typer.Exit(1)
