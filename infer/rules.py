@@ -21,7 +21,7 @@ from govfacts.textview import TextView, build_view
 NAME = "rules"
 VERSION = "0.1.0"
 
-_UNITS = ["人次", "件次", "条次", "场次", "万元", "万份", "万次", "亿次", "元", "条", "次", "件", "篇", "个", "场",
+_UNITS = ["人次", "件次", "条次", "场次", "批次", "万元", "万份", "万次", "亿次", "元", "条", "次", "件", "篇", "个", "场",
           "期", "项", "份", "册", "名", "人", "起", "宗", "通", "席", "批", "本", "张", "套", "部", "家", "户", "档",
           "%"]
 _NUM = r"(?:[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?|[零〇二两三四五六七八九十百千][零〇一二两三四五六七八九十百千]*|一[零〇一二两三四五六七八九十百千万]+)"
@@ -33,6 +33,7 @@ QUANTITY_RX = re.compile(
 ZERO_NUM_RX = re.compile(r"(?:为|是|均为)(?P<num>零|0)(?![0-9.%])")
 _SENT_END = "。！？；\n!?;"
 NONE_REACH = 4  # an out-of-scope cue vetoes only a quantity it directly qualifies
+LIST_STRONG = 7.0  # a list item with a cue scoring at least this keeps its own label
 _CLAUSE = "，,、：:"
 
 # Zero claims: a negation cue, then within the same clause the metric noun phrases it denies.
@@ -96,32 +97,44 @@ class RuleExtractor:
     # -- numeric claims -------------------------------------------------------------------------
     def _numeric(self, view: TextView) -> list[Span]:
         t = view.text
-        hits = []
+        hits: list[list] = []  # [start, end, label or None, score, unit]
         for m in QUANTITY_RX.finditer(t):
             unit = m.group("unit")
             unit_key = unit[1:] if unit[:1] in "万亿" and len(unit) > 1 else unit
             if self.not_before_rx.search(t[max(0, m.start() - 6):m.start()]):
                 continue
-            if unit_key in ("家", "户"):
+            if m.group("num") == "一" or t[m.end():m.end() + 1] in ("性", "年", "月", "日", "号"):
                 continue
-            if m.group("num") in ("一",) or t[m.end():m.end() + 1] in ("性", "年", "月", "日", "号"):
-                continue
+            if not m.group("num")[0].isdigit() and (t[m.start() - 1:m.start()] in "“\"「" and m.start() > 0
+                                                    or t[m.end():m.end() + 1] in ("“", "\"", "」")):
+                continue  # 三个“100”行动, “三个一”机制: names and slogans, not counts
             label, score = self._label_for(t, m.start(), m.end(), unit_key)
-            if label:
-                hits.append((m.start(), m.end(), label, score))
+            hits.append([m.start(), m.end(), label, score, unit_key])
+        self._inherit_in_lists(t, hits)
         for m in ZERO_NUM_RX.finditer(t):
             label, score = self._label_for(t, m.start("num"), m.end("num"), None)
             if label:
-                hits.append((m.start("num"), m.end("num"), label, score))
-        return [self._to_span(view, s, e, lab, sc) for s, e, lab, sc in hits]
+                hits.append([m.start("num"), m.end("num"), label, score, ""])
+        return [self._to_span(view, s, e, lab, sc) for s, e, lab, sc, _ in hits
+                if lab and lab != "NONE" and lab in self.units]
+
+    def _inherit_in_lists(self, t: str, hits: list[list]) -> None:
+        """In enumerations (`市级47期、宿城区28期、…`, `A类信息21条，B项目49条`) an item without a cue of its
+        own takes the label of the item before it when the units agree."""
+        for prev, cur in zip(hits, hits[1:]):
+            gap = t[prev[1]:cur[0]]
+            if (prev[2] and prev[2] != "NONE" and cur[4] == prev[4] and len(gap) <= 16
+                    and not any(c in gap for c in _SENT_END) and (cur[2] is None or cur[3] < LIST_STRONG)
+                    and re.search(r"[，,、；]", gap) and not re.search(r"其中|共|合计|总计", gap)):
+                cur[2], cur[3] = prev[2], prev[3] - 1
 
     def _label_for(self, t: str, start: int, end: int, unit: str | None) -> tuple[str | None, float]:
         sent_start = max((t.rfind(c, 0, start) for c in _SENT_END), default=-1) + 1
         lo = max(sent_start, start - 60)
-        left = t[lo:start]
+        left = re.sub(r"[（(][^（()）]{0,30}[）)]", "", t[lo:start])  # asides like （含申请人主动撤回申请）
         clause_start = max((left.rfind(c) for c in _CLAUSE), default=-1) + 1
         right_end = end
-        while right_end < len(t) and right_end - end < 8 and t[right_end] not in _SENT_END + _CLAUSE + "（(":
+        while right_end < len(t) and right_end - end < 14 and t[right_end] not in _SENT_END + _CLAUSE + "（(":
             right_end += 1
         right = t[end:right_end]
         scored: dict[str, float] = {}
@@ -134,17 +147,20 @@ class RuleExtractor:
                 if s > scored.get(cue.label, -1e9):
                     scored[cue.label] = s
             m = cue.rx.search(right)
-            if m and cue.label != "POSTS_PUBLISHED":
-                s = cue.weight + 3.5 - 0.3 * m.start()
+            if m and not (cue.label == "NONE" and m.start() > NONE_REACH):
+                s = cue.weight + 3.5 - 0.3 * m.start() - (1.5 if cue.label == "POSTS_PUBLISHED" else 0)
                 if s > scored.get(cue.label, -1e9):
                     scored[cue.label] = s
         if "DOCUMENTS_ISSUED" in scored:
-            clause = left[clause_start:] + right
-            if not self.issue_rx.search(left) and self.publish_rx.search(clause):
+            clause = left[clause_start:]
+            issue, publish = self.issue_rx.search(clause), self.publish_rx.search(clause)
+            if publish and (not issue or publish.start() < issue.start()):
                 scored["POSTS_PUBLISHED"] = max(scored.get("POSTS_PUBLISHED", -1e9), scored.pop("DOCUMENTS_ISSUED"))
+        if "SOCIAL_MEDIA_POSTS" in scored and "POSTS_PUBLISHED" in scored and not re.search(r"网站|门户|网上", left):
+            scored["SOCIAL_MEDIA_POSTS"] = max(scored["SOCIAL_MEDIA_POSTS"], scored["POSTS_PUBLISHED"] + 0.5)
         for label, s in sorted(scored.items(), key=lambda kv: kv[1], reverse=True):
             if label == "NONE":
-                return None, 0.0
+                return "NONE", s
             if unit is None or unit in self.units.get(label, ()):
                 return label, s
         return None, 0.0
