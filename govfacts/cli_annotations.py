@@ -22,8 +22,18 @@ def load_splits(path: Path | None = None) -> dict[str, list[str]]:
     return {k: list(v or []) for k, v in data.items()}
 
 
-def split_of(splits: dict[str, list[str]]) -> dict[str, str]:
-    return {doc: name for name, docs in splits.items() for doc in docs}
+def split_of(splits: dict[str, list[str]], doc_ids: list[str] | None = None) -> dict[str, str]:
+    """doc_id → split name; entries may be shell-style patterns (`extra-*`), matched against `doc_ids`."""
+    from fnmatch import fnmatchcase
+
+    out = {}
+    for name, entries in splits.items():
+        for entry in entries:
+            if any(c in entry for c in "*?["):
+                out.update({d: name for d in doc_ids or [] if fnmatchcase(d, entry) and d not in out})
+            else:
+                out[entry] = name
+    return out
 
 
 @app.command()
@@ -63,7 +73,7 @@ def stats(exports: List[Path] = typer.Argument(None, help="Exports (default: ann
     from govfacts.validate import validate_exports
 
     docs, problems = validate_exports(exports or [ANNOTATIONS / "tasks"])
-    where = split_of(load_splits(splits_file))
+    where = split_of(load_splits(splits_file), [d.doc_id for d in docs])
     names = sorted({where.get(d.doc_id, "unsplit") for d in docs}, key=["train", "dev", "test", "unsplit"].index)
     counts = {n: Counter() for n in names}
     ndocs = Counter(where.get(d.doc_id, "unsplit") for d in docs)

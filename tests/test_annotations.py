@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from govfacts.cli import app
-from govfacts.cli_annotations import load_splits
+from govfacts.cli_annotations import load_splits, split_of
 from govfacts.consistency import explain, uncovered_numbers
 from govfacts.labels import default_labels
 from govfacts.paths import ANNOTATIONS
@@ -42,9 +42,12 @@ def test_samples_are_the_annotated_reports(corpus, samples):
 def test_splits_are_document_level_and_disjoint(corpus):
     splits = load_splits()
     ids = {d.doc_id for d in corpus}
-    seen = [doc for docs in splits.values() for doc in docs]
+    seen = [doc for docs in splits.values() for doc in docs if "*" not in doc]
     assert len(seen) == len(set(seen))
     assert set(seen) <= ids
+    where = split_of(splits, sorted(ids))
+    assert set(where) == ids  # every document has a split
+    assert all(where[d] == "train" for d in ids if d.startswith("extra-"))
     assert len(splits["test"]) >= 3
     assert any(doc.startswith(("hr-", "hrss-")) for doc in splits["test"])
     assert "gov-pingtan-2022" in splits["test"]  # a 2021-template report
