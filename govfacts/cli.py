@@ -12,8 +12,8 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Facts from Chinese government "
                   "information-disclosure annual reports.")
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, width=160)
+out = Console(width=200)
 
 
 @app.command()
@@ -88,6 +88,41 @@ def labels(config: bool = typer.Option(False, "--studio-config", help="Print the
 
     ls = default_labels()
     sys.stdout.write((ls.studio_config() if config else ls.markdown_table()) + "\n")
+
+
+@app.command()
+def evaluate(
+    gold: List[Path] = typer.Option(..., "--gold", help="Label Studio export(s) or folder (e.g. annotations/)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only documents of this split (annotations/splits.yaml)."),
+    model: List[str] = typer.Option(["rules"], "--model", "-m", help="Model directory / hub name or 'rules'; repeat "
+                                    "to compare."),
+    out_dir: Path = typer.Option(Path("out/eval"), "--out", help="Folder for report.json/.md/.html and plots."),
+    splits_file: Optional[Path] = typer.Option(None, "--splits", help="Default: annotations/splits.yaml."),
+) -> None:
+    """Score models against held-out annotations: seqeval per label, fact-level, calibration, errors."""
+    from govfacts.infer.extractor import extractor_id, load_extractor
+    from govfacts.train.evaluate import build_report, headline_table, load_gold
+    from govfacts.train.report import write_report
+
+    docs, problems = load_gold(gold, split, splits_file)
+    for p in problems:
+        typer.echo(f"problem (task skipped): {p}", err=True)
+    if not docs:
+        err.print("[red]error:[/red] no gold documents" + (f" in split {split!r}" if split else ""))
+        raise typer.Exit(2)
+    extractors = {}
+    for spec in model:
+        try:
+            ex = load_extractor(spec)
+        except (OSError, ValueError) as e:
+            err.print(f"[red]error:[/red] cannot load model {spec!r}: {e}")
+            raise typer.Exit(2)
+        extractors[extractor_id(ex)] = ex
+    name = ", ".join(map(str, gold)) + (f" [{split}]" if split else "")
+    report = build_report(docs, extractors, name)
+    write_report(report, out_dir)
+    out.print(headline_table(report))
+    err.print(f"report written to {out_dir}/report.html (+ report.md, report.json)")
 
 
 def _register() -> None:
