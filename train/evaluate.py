@@ -190,7 +190,7 @@ def errors(matches: list[FactMatch], docs: list[AnnotatedDoc], width: int = 20) 
                     "end": s.end, "confidence": round(float(conf), 4),
                     "predicted_here": overlap if m.kind == "fn" else None,
                     "left": t[max(0, s.start - width):s.start], "right": t[s.end:s.end + width]})
-    out.sort(key=lambda e: -e["confidence"])
+    out.sort(key=lambda e: (-e["confidence"], e["kind"] != "fp", e["doc_id"], e["start"]))
     return out
 
 
