@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite (unit + end-to-end), in .venv/.
+# The whole test suite (unit + end-to-end), in .venv/. Installs what the end-to-end tests drive:
+# Debian's chromium (report rendering) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "warning: chromium could not be installed; the browser test will be skipped" >&2
+fi
 exec .venv/bin/python -m pytest -q "$@"
