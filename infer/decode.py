@@ -1,0 +1,152 @@
+"""Constrained IOB2 decoding of per-character tag probabilities, and spans from the decoded tags.
+
+Independent per-char argmax can produce I-X without a preceding B-X/I-X (or a label switch in
+the middle of a quantity); Viterbi with hard transition constraints returns the most probable
+*valid* tag sequence instead. All functions are pure (numpy in, Python out).
+
+Span score = MIN of the chosen tags' probabilities (not the mean). A span is right only if every
+one of its chars is right (strict entity match), so its weakest char bounds its correctness; the
+usual error is one uncertain boundary char (is "多"/"余"/"左右" inside?), which a mean over a long
+span would dilute into a confident-looking score.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+NEG = -1e9  # "forbidden" in log space; finite so that all-forbidden rows never produce NaN
+
+
+def parse_tag(tag: str) -> tuple[str, str]:
+    """'B-X' → ('B', 'X'); 'O' → ('O', '')."""
+    if tag == "O":
+        return "O", ""
+    kind, _, label = tag.partition("-")
+    if kind not in ("B", "I") or not label:
+        raise ValueError(f"not an IOB2 tag: {tag!r}")
+    return kind, label
+
+
+def allowed_transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(start[T], trans[T, T]) log-space masks: 0 allowed, NEG forbidden.
+
+    I-X may only follow B-X or I-X and may not start a sequence; everything else is allowed.
+    """
+    parsed = [parse_tag(t) for t in tags]
+    n = len(tags)
+    trans = np.zeros((n, n), dtype=np.float64)
+    start = np.zeros(n, dtype=np.float64)
+    for j, (kj, lj) in enumerate(parsed):
+        if kj != "I":
+            continue
+        start[j] = NEG
+        for i, (ki, li) in enumerate(parsed):
+            if not (ki in ("B", "I") and li == lj):
+                trans[i, j] = NEG
+    return start, trans
+
+
+def viterbi(log_probs: np.ndarray, tags: Sequence[str]) -> list[int]:
+    """Most probable tag-id sequence under the IOB2 constraints; log_probs is [n_chars, n_tags]."""
+    lp = np.asarray(log_probs, dtype=np.float64)
+    n = lp.shape[0]
+    if n == 0:
+        return []
+    start, trans = allowed_transitions(tags)
+    score = lp[0] + start
+    back = np.zeros((n, lp.shape[1]), dtype=np.int64)
+    for t in range(1, n):
+        cand = score[:, None] + trans  # [prev, cur]
+        back[t] = cand.argmax(axis=0)
+        score = cand[back[t], np.arange(lp.shape[1])] + lp[t]
+    best = [int(score.argmax())]
+    for t in range(n - 1, 0, -1):
+        best.append(int(back[t, best[-1]]))
+    return best[::-1]
+
+
+def continuation_matrix(tags: Sequence[str]) -> np.ndarray:
+    """M [T, T] with p_cont = p @ M: B-X and I-X mass → I-X, O → O.
+
+    Used for a char that is not the first char of its token (WordPiece '2023' as one token): it can
+    only continue whatever its token started.
+    """
+    parsed = [parse_tag(t) for t in tags]
+    index = {t: i for i, t in enumerate(tags)}
+    m = np.zeros((len(tags), len(tags)))
+    for i, (k, lab) in enumerate(parsed):
+        j = i if k == "O" else index.get(f"I-{lab}", i)
+        m[i, j] = 1.0
+    return m
+
+
+def char_log_probs(probs: np.ndarray, covered: np.ndarray, tags: Sequence[str], eps: float = 1e-12) -> np.ndarray:
+    """Log-probs for Viterbi; chars no token covers (dropped whitespace) are 'transparent'.
+
+    An uncovered char may be O or continue any span (log-prob 0) but never begin one, so a span
+    runs through a dropped space when the next token continues it and stops otherwise.
+    """
+    lp = np.log(np.clip(np.asarray(probs, dtype=np.float64), eps, 1.0))
+    covered = np.asarray(covered, dtype=bool)
+    if not covered.all():
+        begins = np.array([parse_tag(t)[0] == "B" for t in tags])
+        lp[~covered] = np.where(begins, NEG, 0.0)
+    return lp
+
+
+def spans_from_tags(tag_ids: Sequence[int], tags: Sequence[str], probs: Optional[np.ndarray] = None,
+                    covered: Optional[np.ndarray] = None, how: str = "min") -> list[tuple[int, int, str, float]]:
+    """(start, end, label, score) spans of a decoded sequence.
+
+    A stray I-X opens a span (never produced by `viterbi`). Uncovered chars are trimmed from span
+    edges and left out of the score. Score = min (default) or mean of the chosen tags' probabilities.
+    """
+    n = len(tag_ids)
+    cov = np.ones(n, dtype=bool) if covered is None else np.asarray(covered, dtype=bool)
+    raw: list[tuple[int, int, str]] = []
+    start, label = None, None
+    for i in range(n + 1):
+        kind, lab = parse_tag(tags[tag_ids[i]]) if i < n else ("O", "")
+        if start is not None and not (kind == "I" and lab == label):
+            raw.append((start, i, label))
+            start, label = None, None
+        if kind == "B" or (kind == "I" and start is None):
+            start, label = i, lab
+    out = []
+    for s, e, lab in raw:
+        while s < e and not cov[s]:
+            s += 1
+        while e > s and not cov[e - 1]:
+            e -= 1
+        if s >= e:
+            continue
+        if probs is None:
+            score = 1.0
+        else:
+            chosen = [float(probs[i, tag_ids[i]]) for i in range(s, e) if cov[i]]
+            score = span_score(chosen, how)
+        out.append((s, e, lab, score))
+    return out
+
+
+def span_score(chosen: Sequence[float], how: str = "min") -> float:
+    """Aggregate the chosen tags' probabilities of one span into a score in [0, 1]."""
+    if not chosen:
+        return 0.0
+    if how == "min":
+        v = min(chosen)
+    elif how == "mean":
+        v = sum(chosen) / len(chosen)
+    else:
+        raise ValueError(f"unknown span score {how!r} (min | mean)")
+    return float(min(1.0, max(0.0, v)))
+
+
+def decode(probs: np.ndarray, tags: Sequence[str], covered: Optional[np.ndarray] = None,
+           how: str = "min") -> tuple[list[int], list[tuple[int, int, str, float]]]:
+    """Per-char probabilities [n, T] → (constrained tag ids, scored spans)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    cov = np.ones(len(probs), dtype=bool) if covered is None else np.asarray(covered, dtype=bool)
+    ids = viterbi(char_log_probs(probs, cov, tags), tags)
+    return ids, spans_from_tags(ids, tags, probs, cov, how)

@@ -1,0 +1,137 @@
+"""Constrained IOB2 decoding on hand-made probability arrays."""
+import itertools
+
+import numpy as np
+import pytest
+
+from govfacts.infer.decode import (allowed_transitions, char_log_probs, continuation_matrix, decode, parse_tag,
+                                   span_score, spans_from_tags, viterbi)
+
+TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
+O, BA, IA, BB, IB = range(5)
+
+
+def rows(*dists):
+    """Each arg: {tag id: prob}; the rest of the mass is spread evenly."""
+    out = []
+    for d in dists:
+        rest = (1.0 - sum(d.values())) / (len(TAGS) - len(d))
+        out.append([d.get(i, rest) for i in range(len(TAGS))])
+    return np.array(out)
+
+
+def valid(seq):
+    prev = "O"
+    for t in seq:
+        kind, lab = parse_tag(TAGS[t])
+        if kind == "I" and parse_tag(prev)[1] != lab:
+            return False
+        if kind == "I" and parse_tag(prev)[0] == "O":
+            return False
+        prev = TAGS[t]
+    return True
+
+
+def test_parse_tag():
+    assert parse_tag("O") == ("O", "")
+    assert parse_tag("B-FEES") == ("B", "FEES")
+    assert parse_tag("I-RESPONSE_RATE") == ("I", "RESPONSE_RATE")
+    with pytest.raises(ValueError):
+        parse_tag("X-A")
+
+
+def test_transitions_forbid_i_after_other():
+    start, trans = allowed_transitions(TAGS)
+    assert start[IA] < -1e8 and start[IB] < -1e8 and start[BA] == 0 and start[O] == 0
+    assert trans[BA, IA] == 0 and trans[IA, IA] == 0
+    for prev in (O, BB, IB):
+        assert trans[prev, IA] < -1e8
+    assert (trans[:, [O, BA, BB]] == 0).all()
+
+
+def test_i_at_start_becomes_b():
+    p = rows({IA: 0.6, BA: 0.3}, {IA: 0.9})
+    ids, spans = decode(p, TAGS)
+    assert [TAGS[i] for i in ids] == ["B-A", "I-A"]
+    assert spans == [(0, 2, "A", pytest.approx(0.3))]
+
+
+def test_label_switch_inside_span_is_repaired():
+    # argmax would say B-A I-B I-B; the best valid path keeps one label throughout
+    p = rows({BA: 0.9}, {IB: 0.5, IA: 0.4}, {IB: 0.5, IA: 0.4})
+    ids = viterbi(np.log(p), TAGS)
+    assert valid(ids)
+    assert [TAGS[i] for i in ids] == ["B-A", "I-A", "I-A"]
+
+
+def test_orphan_i_after_o():
+    p = rows({O: 0.9}, {IA: 0.5, O: 0.45}, {O: 0.9})
+    ids = viterbi(np.log(p), TAGS)
+    assert ids == [O, O, O]
+
+
+def test_viterbi_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        p = rng.dirichlet(np.ones(len(TAGS)) * 0.5, size=4)
+        lp = np.log(p)
+        best = max((s for s in itertools.product(range(len(TAGS)), repeat=4) if valid(s)),
+                   key=lambda s: sum(lp[i, t] for i, t in enumerate(s)))
+        assert tuple(viterbi(lp, TAGS)) == best
+
+
+def test_empty_and_single():
+    assert viterbi(np.zeros((0, len(TAGS))), TAGS) == []
+    assert decode(np.zeros((0, len(TAGS))), TAGS) == ([], [])
+    assert decode(rows({BB: 0.8}), TAGS)[1] == [(0, 1, "B", pytest.approx(0.8))]
+
+
+def test_spans_from_tags_and_scores():
+    ids = [O, BA, IA, IA, BA, BB, IB, O, IA]
+    p = np.full((len(ids), len(TAGS)), 0.1)
+    for i, t in enumerate(ids):
+        p[i, t] = 0.5 + 0.05 * i
+    got = spans_from_tags(ids, TAGS, p)
+    assert [(s, e, lab) for s, e, lab, _ in got] == [(1, 4, "A"), (4, 5, "A"), (5, 7, "B"), (8, 9, "A")]
+    assert got[0][3] == pytest.approx(0.55)  # min of 0.55, 0.60, 0.65
+    mean = spans_from_tags(ids, TAGS, p, how="mean")
+    assert mean[0][3] == pytest.approx(0.60)
+    assert spans_from_tags(ids, TAGS)[0][3] == 1.0
+
+
+def test_span_score_bounds():
+    assert span_score([0.2, 0.9]) == pytest.approx(0.2)
+    assert span_score([0.2, 0.9], "mean") == pytest.approx(0.55)
+    assert span_score([]) == 0.0
+    assert 0.0 <= span_score([1.0000001]) <= 1.0
+    with pytest.raises(ValueError):
+        span_score([0.5], "max")
+
+
+def test_continuation_matrix():
+    m = continuation_matrix(TAGS)
+    p = np.array([0.1, 0.5, 0.1, 0.2, 0.1])
+    q = p @ m
+    assert q == pytest.approx([0.1, 0.0, 0.6, 0.0, 0.3])
+
+
+def test_uncovered_chars_are_transparent():
+    # "1 136条": the space is dropped by the tokenizer; the span must run through it
+    p = rows({BA: 0.9}, {}, {IA: 0.9}, {IA: 0.9}, {O: 0.9})
+    covered = np.array([True, False, True, True, True])
+    ids, spans = decode(p, TAGS, covered)
+    assert [TAGS[i] for i in ids[:4]] == ["B-A", "I-A", "I-A", "I-A"]
+    assert spans == [(0, 4, "A", pytest.approx(0.9))]  # uncovered char left out of the score
+    # a dropped char after a span followed by O is not part of the span
+    p = rows({BA: 0.9}, {IA: 0.9}, {}, {O: 0.9})
+    ids, spans = decode(p, TAGS, np.array([True, True, False, True]))
+    assert spans == [(0, 2, "A", pytest.approx(0.9))]
+    # an uncovered char can never begin a span
+    lp = char_log_probs(rows({BA: 0.9}), np.array([False]), TAGS)
+    assert lp[0, BA] < -1e8 and lp[0, O] == 0
+
+
+def test_trailing_uncovered_trimmed():
+    ids = [BA, IA, IA]
+    got = spans_from_tags(ids, TAGS, covered=np.array([True, True, False]))
+    assert got == [(0, 2, "A", 1.0)]

@@ -1,0 +1,271 @@
+"""Fine-tuning tiny BERTs on real annotated reports and tagging with the result (CPU, seconds each)."""
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from govfacts.labels import default_labels
+from govfacts.records import Document, Span
+from govfacts.studio_io import AnnotatedDoc, doc_to_task
+from govfacts.textview import build_view
+from govfacts.train.dataset import load_docs
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = default_labels()
+TRAIN_IDS = ["hrss-jilin-province-2014", "gov-pingtan-2024"]
+DEV_IDS = ["gov-pingtan-2013a"]
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return load_docs(ROOT / "annotations")
+
+
+def _tiny_bert(tokenizer, out_dir: Path, hidden: int = 32, max_pos: int = 256, seed: int = 0) -> Path:
+    """A 1-layer, 2-head BERT MLM checkpoint (what pretraining produces) with its tokenizer."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=2 * hidden, max_position_embeddings=max_pos,
+                     pad_token_id=tokenizer.pad_token_id or 0)
+    BertForMaskedLM(cfg).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def _wordpiece_tokenizer(texts):
+    """A plain HF BERT WordPiece tokenizer over the chars of `texts` plus multi-digit pieces."""
+    from transformers import BertTokenizerFast
+
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces += sorted({c for t in texts for c in t.lower() if not c.isspace()})
+    pieces += [str(n) for n in range(10, 100)] + ["2015", "2024", "100%"] + [f"##{d}" for d in range(10)]
+    return BertTokenizerFast(vocab={p: i for i, p in enumerate(dict.fromkeys(pieces))})
+
+
+def _splits(path: Path, train, dev) -> Path:
+    path.write_text(yaml.safe_dump({"train": list(train), "dev": list(dev), "test": []}), encoding="utf-8")
+    return path
+
+
+def _overrides(base: Path, splits: Path, out: Path, **kw) -> dict:
+    o = {"base_model": str(base), "annotations": str(ROOT / "annotations"), "splits": str(splits),
+         "output_dir": str(out), "epochs": 2, "max_steps": 6, "batch_size": 8, "lr": 1e-3, "max_len": 128,
+         "stride": 32, "num_threads": 1, "progress": False, "max_minutes": 5, "eval_batch_size": 16}
+    o.update(kw)
+    return o
+
+
+def _check_spans(spans, raw):
+    prev_end = 0
+    for s in spans:
+        assert 0 <= s.start < s.end <= len(raw)
+        assert raw[s.start:s.end] == s.text
+        assert s.start >= prev_end  # sorted, non-overlapping
+        assert s.label in LABELS.names
+        assert 0.0 <= s.score <= 1.0
+        prev_end = s.end
+
+
+@pytest.fixture(scope="module")
+def char_model(tmp_path_factory, docs):
+    """Fine-tune a tiny char-tokenizer BERT a few steps on 2 real reports (dev: a third)."""
+    from govfacts.train.finetune import finetune
+    from govfacts.train.vocab import build_tokenizer
+
+    tmp = tmp_path_factory.mktemp("char")
+    tok = build_tokenizer([docs[i].text for i in TRAIN_IDS + DEV_IDS], tmp / "base")
+    base = _tiny_bert(tok, tmp / "base")
+    out = finetune(ROOT / "configs" / "finetune.yaml",
+                   _overrides(base, _splits(tmp / "splits.yaml", TRAIN_IDS, DEV_IDS), tmp / "govfacts-tagger-test"))
+    return out
+
+
+def test_finetune_writes_checkpoint_and_log(char_model):
+    names = {p.name for p in char_model.iterdir()}
+    assert {"config.json", "model.safetensors", "train_log.json", "tokenizer.json"} <= names
+    assert not any(n.endswith(".bin") for n in names)
+    conf = json.loads((char_model / "config.json").read_text(encoding="utf-8"))
+    assert {int(k): v for k, v in conf["id2label"].items()} == LABELS.id2label
+    assert conf["label2id"] == LABELS.label2id
+    assert conf["govfacts_max_len"] == 128 and conf["govfacts_stride"] == 32 and conf["govfacts_version"]
+    log = json.loads((char_model / "train_log.json").read_text(encoding="utf-8"))
+    assert log["train_docs"] == TRAIN_IDS and log["dev_docs"] == DEV_IDS
+    assert len(log["epochs"]) >= 1 and log["epochs"][-1]["steps"] <= 6
+    for ep in log["epochs"]:
+        assert ep["train_loss"] > 0 and 0 <= ep["dev_f1"] <= 1 and 0 <= ep["dev_precision"] <= 1
+        assert 0 <= ep["dev_recall"] <= 1
+    assert log["best_epoch"] in [ep["epoch"] for ep in log["epochs"]]
+    assert not list(char_model.parent.glob(f".{char_model.name}.*"))  # no temp dirs left behind
+
+
+def test_tagger_from_pretrained_spans(char_model, docs):
+    from govfacts.infer.tagger import Tagger
+
+    tagger = Tagger.from_pretrained(char_model, num_threads=1)
+    assert tagger.name == "govfacts-tagger-test"
+    conf = json.loads((char_model / "config.json").read_text(encoding="utf-8"))
+    assert tagger.version == conf["govfacts_version"]
+    assert tagger.tags == LABELS.bio_tags and tagger.max_len == 128 and tagger.stride == 32
+    raw = docs["gov-pingtan-2021"].text  # unseen, with tables and PDF line breaks
+    spans = tagger.spans(raw)
+    _check_spans(spans, raw)
+    assert tagger.spans("") == []
+    # several documents batched together give the same spans as one by one
+    texts = [raw, docs["hr-dongguan-2015"].text, "共受理申请14宗。"]
+    many = tagger.spans_many(texts)
+    assert many[0] == spans
+    assert many[2] == tagger.spans(texts[2])
+
+
+def test_extract_documents_and_load_extractor(char_model, docs):
+    from govfacts.infer.extractor import extract_document, extractor_id, load_extractor
+
+    tagger = load_extractor(str(char_model))
+    tagger.num_threads = 1
+    ds = [Document(doc_id=i, path=f"{i}.txt", text=docs[i].text) for i in ("gov-pingtan-2011", "hr-dongguan-2015")]
+    facts = tagger.extract_documents(ds)
+    assert len(facts) == 2
+    for d, fs in zip(ds, facts):
+        assert [(f.start, f.end, f.metric) for f in fs] == [(s.start, s.end, s.label) for s in tagger.spans(d.text)]
+        assert all(f.extractor == extractor_id(tagger) and f.doc_id == d.doc_id for f in fs)
+        assert all(d.text[f.start:f.end] == f.text and 0 <= f.confidence <= 1 for f in fs)
+    assert [f.text for f in extract_document(ds[0], tagger)] == [f.text for f in facts[0]]
+
+
+def test_batching_and_padding_do_not_change_probabilities(char_model, docs):
+    from govfacts.infer.tagger import Tagger
+
+    views = [build_view(docs[i].text) for i in ("gov-pingtan-2024", "hrss-jilin-province-2014")]
+    one = Tagger.from_pretrained(char_model, num_threads=1, batch_size=1).view_probs(views)
+    big = Tagger.from_pretrained(char_model, num_threads=1, batch_size=64).view_probs(views)
+    for (p1, c1), (p2, c2) in zip(one, big):
+        assert c1.all() and (c1 == c2).all()
+        np.testing.assert_allclose(p1, p2, atol=1e-5)
+        np.testing.assert_allclose(p1.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_temperature_flattens(char_model, docs):
+    from govfacts.infer.tagger import Tagger
+
+    view = build_view(docs["gov-pingtan-2024"].text[:500])
+    t1 = Tagger.from_pretrained(char_model, num_threads=1)
+    t1.model.config.govfacts_temperature = 3.0
+    t3 = Tagger(t1.model, t1.tokenizer, num_threads=1)
+    assert t3.temperature == 3.0 and t1.temperature == 1.0
+    (p1, _), = t1.view_probs([view])
+    (p3, _), = t3.view_probs([view])
+    assert p3.max(axis=1).mean() < p1.max(axis=1).mean()
+
+
+def test_max_minutes_stops_training(tmp_path, docs):
+    from govfacts.train.finetune import finetune
+    from govfacts.train.vocab import build_tokenizer
+
+    tok = build_tokenizer([docs["gov-pingtan-2024"].text], tmp_path / "base")
+    base = _tiny_bert(tok, tmp_path / "base")
+    out = finetune(None, _overrides(base, _splits(tmp_path / "s.yaml", ["gov-pingtan-2024"], ["gov-pingtan-2012"]),
+                                    tmp_path / "out", epochs=50, max_steps=None, max_minutes=1e-9))
+    log = json.loads((out / "train_log.json").read_text(encoding="utf-8"))
+    assert log["stopped"] == "max_minutes" and len(log["epochs"]) == 1 and log["epochs"][0]["steps"] == 1
+
+
+# -- any Hugging Face checkpoint: a WordPiece BERT ------------------------------------------------
+def test_wordpiece_base_finetunes_and_tags(tmp_path, docs):
+    from govfacts.infer.tagger import Tagger
+    from govfacts.train.finetune import finetune
+
+    tok = _wordpiece_tokenizer([docs[i].text for i in TRAIN_IDS])  # dev/test chars partly [UNK]
+    base = _tiny_bert(tok, tmp_path / "wp-base")
+    out = finetune(None, _overrides(base, _splits(tmp_path / "s.yaml", TRAIN_IDS, DEV_IDS), tmp_path / "wp-tagger"))
+    tagger = Tagger.from_pretrained(out, num_threads=1)
+    assert type(tagger.tokenizer).__name__.startswith("Bert")
+    for raw in (docs["gov-pingtan-2021"].text, "共受理申请 1 136 件, 其中 2015 年网上申请 ABC 10宗。\n"):
+        view = build_view(raw)
+        (probs, covered), = tagger.view_probs([view])
+        assert not covered.all()  # WordPiece drops whitespace: those chars have no token
+        spans = tagger.spans(raw)
+        _check_spans(spans, raw)
+        assert all(not s.text[0].isspace() and not s.text[-1].isspace() for s in spans)
+
+
+# -- the tagger path itself, with a deterministic stand-in model ------------------------------------
+class DigitRunModel(torch.nn.Module):
+    """Tags ASCII digit runs as FEES using only the previous token: a window that cuts a number
+    gets it wrong at its first char, so correct output proves the merge takes chars from the
+    window where they have context."""
+
+    def __init__(self, tokenizer, tags):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.config = SimpleNamespace(num_labels=len(tags), id2label=dict(enumerate(tags)),
+                                      max_position_embeddings=512)
+        self.digit = torch.zeros(len(tokenizer), dtype=torch.bool)
+        for piece, i in tokenizer.get_vocab().items():
+            self.digit[i] = bool(re.fullmatch(r"[0-9]", piece))
+        self.b, self.i = tags.index("B-FEES"), tags.index("I-FEES")
+
+    def forward(self, input_ids, attention_mask):
+        d = self.digit[input_ids]
+        prev = torch.zeros_like(d)
+        prev[:, 1:] = d[:, :-1]
+        logits = torch.zeros(*input_ids.shape, len(self.config.id2label))
+        logits[..., 0] = 2.0
+        logits[..., self.b] += 8.0 * (d & ~prev)
+        logits[..., self.i] += 8.0 * (d & prev)
+        return SimpleNamespace(logits=logits)
+
+
+@pytest.mark.parametrize("max_len,stride,batch_size", [(32, 8, 1), (64, 16, 7), (256, 64, 32)])
+def test_window_merge_recovers_every_number(docs, max_len, stride, batch_size, tmp_path_factory):
+    from govfacts.infer.tagger import Tagger
+    from govfacts.train.vocab import build_tokenizer
+
+    tok = build_tokenizer([], tmp_path_factory.mktemp("tok"))
+    tagger = Tagger(DigitRunModel(tok, LABELS.bio_tags), tok, max_len=max_len, stride=stride,
+                    batch_size=batch_size, num_threads=1)
+    texts = [docs[i].text for i in ("gov-pingtan-2019", "gov-suqian-2023", "hr-dongguan-2015")]
+    for raw, spans in zip(texts, tagger.spans_many(texts)):
+        view = build_view(raw)
+        want = []
+        for m in re.finditer(r"[0-9]+", view.text):
+            rs, re_ = view.to_raw(m.start(), m.end())
+            want.append((rs, re_, "FEES", raw[rs:re_]))
+        assert [(s.start, s.end, s.label, s.text) for s in spans] == want
+        assert len(want) > 50
+
+
+# -- overfitting one real paragraph ---------------------------------------------------------------
+def test_overfit_one_paragraph(tmp_path, docs):
+    """A tiny model trained on ONE short real paragraph must give back exactly its gold spans."""
+    from govfacts.infer.tagger import Tagger
+    from govfacts.train.finetune import finetune
+    from govfacts.train.vocab import build_tokenizer
+
+    src = docs["hr-dongguan-2015"]
+    start = src.text.index("2015年我局共受理政府信息公开申请")
+    end = src.text.index("\n", start)
+    text = src.text[start:end]
+    gold = [Span(s.start - start, s.end - start, s.label, s.text) for s in src.spans if start <= s.start < end]
+    assert len(gold) == 5 and len({s.label for s in gold}) == 3
+    ann = tmp_path / "ann"
+    (ann / "tasks").mkdir(parents=True)
+    tasks = [doc_to_task(AnnotatedDoc(i, text, gold)) for i in ("para", "para-dev")]  # a doc is in one split only
+    (ann / "tasks" / "para.json").write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    tok = build_tokenizer([text], tmp_path / "base")
+    base = _tiny_bert(tok, tmp_path / "base", max_pos=128)
+    out = finetune(None, _overrides(base, _splits(tmp_path / "s.yaml", ["para"], ["para-dev"]), tmp_path / "out",
+                                    annotations=str(ann), epochs=150, max_steps=None, lr=5e-3, warmup_ratio=0.05,
+                                    weight_decay=0.0))
+    log = json.loads((out / "train_log.json").read_text(encoding="utf-8"))
+    assert log["best_dev_f1"] == 1.0
+    assert log["epochs"][-1]["train_loss"] < log["epochs"][0]["train_loss"] / 5
+    spans = Tagger.from_pretrained(out, num_threads=1).spans(text)
+    assert [(s.start, s.end, s.label, s.text) for s in spans] == [(s.start, s.end, s.label, s.text) for s in gold]
+    assert min(s.score for s in spans) > 0.2

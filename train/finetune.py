@@ -1,0 +1,323 @@
+"""Fine-tune a token classifier for the 23 span labels on the annotated reports.
+
+Plain torch loop (small data, CPU): windows of the train split, AdamW with linear warm-up/decay,
+and after EVERY epoch a seqeval strict IOB2 entity F1 on the dev split computed on whole documents
+through `Tagger` — the same windowing, merging and constrained decoding as at inference, so the
+selected checkpoint is the one that extracts best, not the one with the best window loss. The best
+epoch (dev F1, ties broken by dev loss) is kept in memory and written once at the end, with the
+tokenizer and `train_log.json`, into a fresh directory that replaces `output_dir` atomically.
+
+    .venv/bin/python -m govfacts.train.finetune [configs/finetune.yaml] [key=value ...]
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import yaml
+
+from govfacts.labels import default_labels
+from govfacts.paths import CONFIGS, ROOT
+from govfacts.train.dataset import IGNORE_INDEX, build_dataset, doc_view_tags, load_split, spans_to_view_tags
+
+DEFAULTS: dict[str, Any] = {
+    "base_model": "models/govfacts-base-zh",
+    "annotations": "annotations",
+    "splits": "annotations/splits.yaml",
+    "output_dir": "models/govfacts-tagger-zh",
+    "max_len": 256,
+    "stride": 64,
+    "epochs": 20,
+    "batch_size": 16,
+    "lr": 1e-4,
+    "head_lr": None,
+    "weight_decay": 0.01,
+    "warmup_ratio": 0.1,
+    "max_grad_norm": 1.0,
+    "seed": 13,
+    "max_minutes": 60,
+    "max_steps": None,
+    "eval_batch_size": 32,
+    "num_threads": None,
+    "progress": True,
+    "silver": [],
+}
+
+
+# -- configuration --------------------------------------------------------------------------------
+def load_config(config_path: str | Path | None = None, overrides: Optional[dict] = None) -> dict:
+    cfg = dict(DEFAULTS)
+    path = Path(config_path) if config_path else CONFIGS / "finetune.yaml"
+    if path.exists():
+        cfg.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    elif config_path:
+        raise FileNotFoundError(f"no fine-tuning config at {path}")
+    cfg.update(overrides or {})
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown fine-tuning settings: {unknown}")
+    if cfg["silver"]:
+        raise NotImplementedError("silver training sources are not implemented yet; set silver: []")
+    return cfg
+
+
+def _local(p: str | Path) -> Path:
+    """Relative paths are taken from the repository root (then the working directory)."""
+    p = Path(p)
+    if p.is_absolute():
+        return p
+    return ROOT / p if (ROOT / p).exists() or not p.exists() else p
+
+
+def _model_spec(spec: str) -> str:
+    """A local checkpoint dir if one exists under that name, else the string itself (hub name)."""
+    for cand in (Path(spec), ROOT / spec):
+        if cand.is_dir():
+            return str(cand)
+    return spec
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+def evaluate(tagger, docs: Sequence) -> dict:
+    """Strict IOB2 entity P/R/F1 (seqeval) of `tagger` on whole annotated documents.
+
+    Ignored regions are cut out: every maximal run of non-ignored view chars is one sequence. The
+    loss is the mean NLL of the gold tag under the merged per-char probabilities.
+    """
+    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    from govfacts.textview import build_view
+
+    views = [build_view(d.text) for d in docs]
+    y_true, y_pred, nll, n_chars = [], [], 0.0, 0
+    label2id = {t: i for i, t in enumerate(tagger.tags)}
+    for doc, view, (probs, covered) in zip(docs, views, tagger.view_probs(views)):
+        _, gold = doc_view_tags(doc, view)
+        pred = spans_to_view_tags(view, tagger.decode_view(view, probs, covered))
+        seq_t, seq_p = [], []
+        for i, g in enumerate(gold + [None]):
+            if g is None:
+                if seq_t:
+                    y_true.append(seq_t)
+                    y_pred.append(seq_p)
+                seq_t, seq_p = [], []
+                continue
+            seq_t.append(g)
+            seq_p.append(pred[i])
+            if covered[i]:
+                nll -= math.log(max(float(probs[i, label2id[g]]), 1e-12))
+                n_chars += 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kw = dict(mode="strict", scheme=IOB2, zero_division=0)
+        out = {"precision": float(precision_score(y_true, y_pred, **kw)),
+               "recall": float(recall_score(y_true, y_pred, **kw)),
+               "f1": float(f1_score(y_true, y_pred, **kw)),
+               "loss": nll / max(1, n_chars)}
+        report = classification_report(y_true, y_pred, output_dict=True, **kw) if y_true else {}
+    out["per_label"] = {k: {m: (float(v[m]) if m != "support" else int(v[m])) for m in
+                            ("precision", "recall", "f1-score", "support")} for k, v in report.items()}
+    return out
+
+
+# -- training -------------------------------------------------------------------------------------
+def _collate(rows: list[dict], pad_id: int):
+    import torch
+
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    for i, r in enumerate(rows):
+        k = len(r["input_ids"])
+        ids[i, :k] = torch.tensor(r["input_ids"])
+        mask[i, :k] = torch.tensor(r["attention_mask"])
+        labels[i, :k] = torch.tensor(r["labels"])
+    return ids, mask, labels
+
+
+def _param_groups(model, cfg: dict) -> list[dict]:
+    """No weight decay on biases and norms; the new head may get its own (higher) learning rate."""
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    groups: dict[tuple, list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        head = not name.startswith(prefix)
+        no_decay = name.endswith("bias") or "norm" in name.lower()
+        groups.setdefault((head, no_decay), []).append(p)
+    out = []
+    for (head, no_decay), params in groups.items():
+        lr = cfg["head_lr"] if head and cfg["head_lr"] else cfg["lr"]
+        out.append({"params": params, "lr": float(lr), "weight_decay": 0.0 if no_decay else float(cfg["weight_decay"])})
+    return out
+
+
+def _load_base(spec: str, labels):
+    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(spec, trust_remote_code=False)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{spec}: the tagger needs a fast tokenizer (offset_mapping)")
+    base_cfg = AutoConfig.from_pretrained(spec, trust_remote_code=False)
+    old = {int(k): v for k, v in (getattr(base_cfg, "id2label", None) or {}).items()}
+    if len(old) == len(labels.bio_tags) and old != labels.id2label and \
+            not all(v == f"LABEL_{k}" for k, v in old.items()):
+        warnings.warn(f"{spec}: its classifier head has other labels of the same count; it is reused as is")
+    model = AutoModelForTokenClassification.from_pretrained(
+        spec, num_labels=len(labels.bio_tags), id2label=labels.id2label, label2id=labels.label2id,
+        ignore_mismatched_sizes=True, trust_remote_code=False)
+    return model, tokenizer
+
+
+def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = None) -> Path:
+    """Train, select the best epoch by dev F1 and save it; returns the output directory."""
+    import torch
+    from tqdm import tqdm
+    from transformers import get_linear_schedule_with_warmup, set_seed
+
+    from govfacts.infer.tagger import Tagger, available_cpus
+
+    cfg = load_config(config_path, overrides)
+    t0 = time.monotonic()
+    set_seed(int(cfg["seed"]))
+    torch.set_num_threads(int(cfg["num_threads"] or available_cpus()))
+    labels = default_labels()
+    base = _model_spec(str(cfg["base_model"]))
+    out_dir = _local(cfg["output_dir"])
+    ann, splits = _local(cfg["annotations"]), _local(cfg["splits"])
+    train_docs = load_split("train", ann, splits)
+    dev_docs = load_split("dev", ann, splits)
+
+    model, tokenizer = _load_base(base, labels)
+    max_len, stride = int(cfg["max_len"]), int(cfg["stride"])
+    max_pos = getattr(model.config, "max_position_embeddings", None)
+    if max_pos and max_len > max_pos:
+        raise ValueError(f"max_len {max_len} exceeds the model's {max_pos} positions")
+    for k, v in {"govfacts_max_len": max_len, "govfacts_stride": stride, "govfacts_labels_version": labels.version,
+                 "govfacts_base_model": str(cfg["base_model"]), "govfacts_temperature": 1.0}.items():
+        setattr(model.config, k, v)
+
+    data = build_dataset(train_docs, tokenizer, labels, max_len, stride)
+    if len(data) == 0:
+        raise ValueError("the train split yields no training windows")
+    rows = [{"input_ids": r["input_ids"], "attention_mask": r["attention_mask"], "labels": r["labels"]} for r in data]
+    bs = int(cfg["batch_size"])
+    steps_per_epoch = math.ceil(len(rows) / bs)
+    total = int(cfg["epochs"]) * steps_per_epoch
+    if cfg["max_steps"]:
+        total = min(total, int(cfg["max_steps"]))
+    optim = torch.optim.AdamW(_param_groups(model, cfg))
+    sched = get_linear_schedule_with_warmup(optim, int(float(cfg["warmup_ratio"]) * total), max(1, total))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    gen = torch.Generator().manual_seed(int(cfg["seed"]))
+    tagger = Tagger(model, tokenizer, name=out_dir.name, max_len=max_len, stride=stride,
+                    batch_size=int(cfg["eval_batch_size"]), num_threads=cfg["num_threads"])
+
+    log: dict[str, Any] = {"base_model": str(cfg["base_model"]), "config": cfg, "labels_version": labels.version,
+                           "train_docs": [d.doc_id for d in train_docs], "dev_docs": [d.doc_id for d in dev_docs],
+                           "train_windows": len(rows), "epochs": []}
+    best_key, best_state, best_epoch, best_eval = None, None, None, None
+    step, stopped = 0, "completed"
+    deadline = t0 + 60 * float(cfg["max_minutes"]) if cfg["max_minutes"] else None
+    for epoch in range(1, int(cfg["epochs"]) + 1):
+        model.train()
+        order = torch.randperm(len(rows), generator=gen).tolist()
+        losses = []
+        bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", unit="batch", file=sys.stderr,
+                   disable=not cfg["progress"], dynamic_ncols=True, leave=False)
+        for b in bar:
+            ids, mask, lab = _collate([rows[i] for i in order[b:b + bs]], pad_id)
+            loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
+            loss.backward()
+            if cfg["max_grad_norm"]:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg["max_grad_norm"]))
+            optim.step()
+            sched.step()
+            optim.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            step += 1
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+            if step >= total:
+                stopped = "max_steps" if step < int(cfg["epochs"]) * steps_per_epoch else "completed"
+                break
+            if deadline and time.monotonic() > deadline:
+                stopped = "max_minutes"
+                break
+        bar.close()
+        model.eval()
+        ev = evaluate(tagger, dev_docs) if dev_docs else {"precision": 0.0, "recall": 0.0, "f1": 0.0,
+                                                           "loss": 0.0, "per_label": {}}
+        rec = {"epoch": epoch, "steps": step, "train_loss": float(np.mean(losses)) if losses else None,
+               "dev_precision": ev["precision"], "dev_recall": ev["recall"], "dev_f1": ev["f1"],
+               "dev_loss": ev["loss"], "seconds": round(time.monotonic() - t0, 1)}
+        log["epochs"].append(rec)
+        tqdm.write(f"epoch {epoch}: loss {rec['train_loss']:.4f}  dev P {ev['precision']:.3f} R {ev['recall']:.3f} "
+                   f"F1 {ev['f1']:.3f}  dev loss {ev['loss']:.4f}", file=sys.stderr)
+        key = (ev["f1"], -ev["loss"])
+        if best_key is None or key > best_key:
+            best_key, best_epoch, best_eval = key, epoch, ev
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if stopped != "completed" or step >= total:
+            break
+
+    model.load_state_dict(best_state)
+    log.update({"best_epoch": best_epoch, "best_dev_f1": best_eval["f1"], "best_dev_per_label": best_eval["per_label"],
+                "stopped": stopped, "seconds": round(time.monotonic() - t0, 1)})
+    _save(model, tokenizer, out_dir, log)
+    return out_dir
+
+
+def _save(model, tokenizer, out_dir: Path, log: dict) -> None:
+    """Write model (safetensors), tokenizer and log to a fresh sibling dir, then swap it in."""
+    import inspect
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    kw = {"safe_serialization": True} if "safe_serialization" in inspect.signature(model.save_pretrained).parameters else {}
+    model.save_pretrained(tmp, **kw)  # transformers 5 always writes safetensors
+    tokenizer.save_pretrained(tmp)
+    weights = sorted(tmp.glob("*.safetensors"))
+    if not weights:
+        raise RuntimeError("no safetensors weights were written")
+    h = hashlib.sha256()
+    for f in weights:
+        h.update(f.read_bytes())
+    version = h.hexdigest()[:12]
+    cfg_path = tmp / "config.json"
+    conf = json.loads(cfg_path.read_text(encoding="utf-8"))
+    conf["govfacts_version"] = version
+    cfg_path.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    log["version"] = version
+    (tmp / "train_log.json").write_text(json.dumps(log, ensure_ascii=False, indent=1, default=str) + "\n",
+                                        encoding="utf-8")
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists():
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config = argv.pop(0) if argv and "=" not in argv[0] else None
+    overrides = {}
+    for a in argv:
+        k, _, v = a.partition("=")
+        overrides[k] = yaml.safe_load(v)
+    print(finetune(config, overrides))
+
+
+if __name__ == "__main__":
+    main()
