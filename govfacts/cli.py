@@ -128,7 +128,13 @@ def evaluate(
 def _register() -> None:
     from govfacts.cli_annotations import app as annotations_app
 
+    from govfacts.cli_train import app as train_app
+
     app.add_typer(annotations_app, name="annotations")
+    from govfacts.cli_studio import app as studio_app
+
+    app.add_typer(studio_app, name="studio")
+    app.add_typer(train_app, name="train")
 
 
 _register()
