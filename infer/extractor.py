@@ -19,7 +19,8 @@ def extractor_id(ex: SpanExtractor) -> str:
 
 
 def load_extractor(spec: str | None) -> SpanExtractor:
-    """`rules` → the rule baseline; anything else → a token-classifier model (directory or hub name).
+    """`rules` → the rule baseline; `ensemble:DIR` → tagger + rules where the tagger found nothing;
+    anything else → a token-classifier model (directory or hub name).
 
     With no spec, the bundled default tagger is used when it exists, else the rules.
     """
@@ -33,6 +34,11 @@ def load_extractor(spec: str | None) -> SpanExtractor:
         return RuleExtractor()
     from govfacts.infer.tagger import Tagger
 
+    if spec.startswith("ensemble:"):
+        from govfacts.infer.ensemble import EnsembleExtractor
+        from govfacts.infer.rules import RuleExtractor
+
+        return EnsembleExtractor(Tagger.from_pretrained(spec.split(":", 1)[1]), RuleExtractor())
     return Tagger.from_pretrained(spec)
 
 
