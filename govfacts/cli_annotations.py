@@ -98,3 +98,56 @@ def stats(exports: List[Path] = typer.Argument(None, help="Exports (default: ann
         typer.echo(f"problem: {p}", err=True)
     if check and (unexplained or problems):
         raise typer.Exit(1)
+
+
+@app.command("to-dataset")
+def to_dataset(exports: List[Path] = typer.Argument(None, help="Exports (default: annotations/tasks)."),
+               out_dir: Path = typer.Option(..., "--out", help="Folder for the saved datasets.Dataset."),
+               split: Optional[str] = typer.Option(None, "--split", help="Only this split of splits.yaml."),
+               splits_file: Optional[Path] = typer.Option(None, "--splits")) -> None:
+    """Character tokens with IOB2 tags (on the normalised view; None inside out-of-scope tables)."""
+    from datasets import Dataset
+
+    from govfacts.train.dataset import chars_and_tags
+    from govfacts.validate import validate_exports
+
+    docs, problems = validate_exports(exports or [ANNOTATIONS / "tasks"])
+    for p in problems:
+        typer.echo(f"problem (task skipped): {p}", err=True)
+    if split:
+        where = split_of(load_splits(splits_file), [d.doc_id for d in docs])
+        docs = [d for d in docs if where.get(d.doc_id) == split]
+    rows = {"doc_id": [], "chars": [], "tags": []}
+    for d in docs:
+        chars, tags = chars_and_tags(d)
+        rows["doc_id"].append(d.doc_id)
+        rows["chars"].append(chars)
+        rows["tags"].append(tags)
+    Dataset.from_dict(rows).save_to_disk(str(out_dir))
+    typer.echo(f"{len(docs)} documents → {out_dir}", err=True)
+
+
+@app.command("from-facts")
+def from_facts(facts: Path = typer.Argument(..., help="Facts file written by govfacts extract."),
+               output: Path = typer.Option(..., "--output", "-o", help="Label Studio tasks with predictions.")) -> None:
+    """Facts → Label Studio tasks with scored predictions (one task per document, text read again)."""
+    from govfacts.factsio import read_facts
+    from govfacts.reader import ReadError, read_document
+    from govfacts.records import Span
+    from govfacts.studio_io import AnnotatedDoc, doc_to_task, write_tasks
+
+    by_path: dict[str, list] = {}
+    for f in read_facts(facts):
+        by_path.setdefault(f.path, []).append(f)
+    tasks = []
+    for path, fs in by_path.items():
+        try:
+            doc = read_document(path)
+        except ReadError as e:
+            typer.echo(f"skipped: {e}", err=True)
+            continue
+        spans = [Span(f.start, f.end, f.metric, f.text, f.confidence) for f in sorted(fs, key=lambda f: f.start)]
+        tasks.append(doc_to_task(AnnotatedDoc(doc.doc_id, doc.text, spans), as_prediction=True,
+                                 model_version=fs[0].extractor))
+    write_tasks(output, tasks)
+    typer.echo(f"{len(tasks)} tasks → {output}", err=True)

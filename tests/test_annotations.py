@@ -121,3 +121,38 @@ def test_explain_rules(text, number, reason):
     s = text.index(number)
     got = explain(text, s, s + len(number))
     assert got == reason or (reason is None and number == "0769" and got is not None)
+
+
+def test_to_dataset_round_trips_the_real_annotations(tmp_path, corpus):
+    from datasets import load_from_disk
+
+    from govfacts.textview import build_view
+    from govfacts.train.dataset import tags_to_spans
+
+    res = runner.invoke(app, ["annotations", "to-dataset", "--out", str(tmp_path / "ds")])
+    assert res.exit_code == 0, res.output
+    ds = load_from_disk(str(tmp_path / "ds"))
+    by_id = {d.doc_id: d for d in corpus}
+    assert len(ds) == len(corpus)
+    for row in ds:
+        doc = by_id[row["doc_id"]]
+        view = build_view(doc.text)
+        assert "".join(row["chars"]) == view.text
+        back = tags_to_spans(row["tags"], view)
+        assert [(s.start, s.end, s.label) for s in back] == [(s.start, s.end, s.label) for s in doc.spans]
+
+
+def test_facts_become_scored_predictions(tmp_path, samples):
+    facts = tmp_path / "f.jsonl"
+    assert runner.invoke(app, ["extract", str(samples / "hr-dongguan-2015.txt"), "-o", str(facts), "-m", "rules",
+                               "-q"]).exit_code == 0
+    out = tmp_path / "tasks.json"
+    res = runner.invoke(app, ["annotations", "from-facts", str(facts), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    (task,) = read_tasks(out)
+    pred = task["predictions"][0]
+    assert pred["model_version"].startswith("rules@") and pred["result"]
+    text = task["data"]["text"]
+    assert all(r["value"]["text"] == text[r["value"]["start"]:r["value"]["end"]] and 0 < r["score"] <= 1
+               for r in pred["result"])
+    assert pred["score"] == min(r["score"] for r in pred["result"])
