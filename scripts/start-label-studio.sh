@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Start a local, headless Label Studio for the govfacts annotator loop (docs/annotator-guide.md).
+#
+#   LABEL_STUDIO_USERNAME=you@example.org LABEL_STUDIO_PASSWORD=... LABEL_STUDIO_USER_TOKEN=<up to 40 chars> \
+#     bash scripts/start-label-studio.sh            # start in the background, wait until it answers
+#   bash scripts/start-label-studio.sh stop       # stop the server this script started
+#
+# Environment: LABEL_STUDIO_USERNAME / LABEL_STUDIO_PASSWORD (the account created on first start),
+# LABEL_STUDIO_USER_TOKEN (its API token; use it as LABEL_STUDIO_API_KEY for govfacts), PORT (8080),
+# LABEL_STUDIO_BASE_DATA_DIR (default .studio-data/ in the repository). Label Studio lives in its own
+# virtualenv .venv-studio/ (created on first use: python3 -m venv + pip install label-studio).
+# The server binds 127.0.0.1 only. Because the govfacts ML backend also runs on 127.0.0.1, the
+# server is started with ML_BLOCK_LOCAL_IP=false and SSRF_PROTECTION_ENABLED=false (local ML backend
+# and its training webhook); override them in the environment if you do not need that.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PORT=${PORT:-8080}
+DATA=${LABEL_STUDIO_BASE_DATA_DIR:-$ROOT/.studio-data}
+PIDFILE=$DATA/label-studio.pid
+LOG=$DATA/label-studio.log
+VENV=${LABEL_STUDIO_VENV:-$ROOT/.venv-studio}
+
+if [ "${1:-start}" = "stop" ]; then
+  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    kill -- "-$(cat "$PIDFILE")" 2>/dev/null || kill "$(cat "$PIDFILE")"
+    rm -f "$PIDFILE"
+    echo "Label Studio stopped"
+  else
+    echo "no running Label Studio started from $DATA" >&2
+  fi
+  exit 0
+fi
+
+for v in LABEL_STUDIO_USERNAME LABEL_STUDIO_PASSWORD LABEL_STUDIO_USER_TOKEN; do
+  if [ -z "${!v:-}" ]; then
+    echo "error: environment variable $v is not set (see the header of $0)" >&2
+    exit 2
+  fi
+done
+if [ ${#LABEL_STUDIO_USER_TOKEN} -gt 40 ]; then
+  echo "error: LABEL_STUDIO_USER_TOKEN must be at most 40 characters" >&2
+  exit 2
+fi
+
+if [ ! -x "$VENV/bin/label-studio" ]; then
+  echo "creating $VENV (pip install label-studio) ..." >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip >&2
+  "$VENV/bin/pip" install -q label-studio >&2
+fi
+
+mkdir -p "$DATA"
+if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+  echo "Label Studio already running (pid $(cat "$PIDFILE")) on http://127.0.0.1:$PORT" >&2
+  exit 0
+fi
+
+export LABEL_STUDIO_BASE_DATA_DIR=$DATA
+export LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true
+export LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=${LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK:-true}
+export ML_BLOCK_LOCAL_IP=${ML_BLOCK_LOCAL_IP:-false}
+export SSRF_PROTECTION_ENABLED=${SSRF_PROTECTION_ENABLED:-false}
+export LABEL_STUDIO_USERNAME LABEL_STUDIO_PASSWORD LABEL_STUDIO_USER_TOKEN
+
+# own session (setsid): `stop` ends the server and its children by process group, nothing else
+setsid "$VENV/bin/label-studio" start --no-browser --host 127.0.0.1 --internal-host 127.0.0.1 --port "$PORT" \
+  --data-dir "$DATA" >"$LOG" 2>&1 < /dev/null &
+echo $! > "$PIDFILE"
+
+for _ in $(seq 1 "${LABEL_STUDIO_START_TIMEOUT:-120}"); do
+  if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    echo "error: Label Studio exited during start-up; last lines of $LOG:" >&2
+    tail -n 20 "$LOG" >&2
+    rm -f "$PIDFILE"
+    exit 1
+  fi
+  if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/health', timeout=2)" 2>/dev/null; then
+    echo "Label Studio is up on http://127.0.0.1:$PORT (pid $(cat "$PIDFILE"), data $DATA, log $LOG)"
+    echo "  export LABEL_STUDIO_URL=http://127.0.0.1:$PORT LABEL_STUDIO_API_KEY=\$LABEL_STUDIO_USER_TOKEN"
+    exit 0
+  fi
+  sleep 1
+done
+echo "error: Label Studio did not answer on http://127.0.0.1:$PORT within ${LABEL_STUDIO_START_TIMEOUT:-120}s; see $LOG" >&2
+exit 1
