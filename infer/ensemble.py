@@ -1,7 +1,8 @@
-"""An explicit tagger + rules ensemble: the tagger's spans, plus rule spans where the tagger found nothing.
+"""Explicit ensembles of the tagger and the rules: one extractor is primary, the other only fills gaps.
 
-It is a separate, named extractor (`ensemble:<model dir>`), never a silent change to the tagger: the
-tagger decides wherever it predicts a span; a rule span is added only if it overlaps no tagger span.
+They are separate, named extractors (`DIR+rules`: the tagger decides, rule spans are added where it
+found nothing; `rules+DIR`: the other way round), never a silent change to either member: the
+primary's spans are kept as they are, and a secondary span is added only if it overlaps none of them.
 """
 from __future__ import annotations
 
@@ -11,24 +12,29 @@ from govfacts.records import Span
 
 
 class EnsembleExtractor:
-    def __init__(self, tagger, rules, rule_weight: float = 1.0):
-        self.tagger = tagger
-        self.rules = rules
-        self.rule_weight = rule_weight
-        self.name = f"ensemble-{tagger.name}"
-        self.version = f"{tagger.version}+{rules.name}{rules.version}"
+    def __init__(self, primary, secondary, secondary_weight: float = 1.0):
+        self.primary = primary
+        self.secondary = secondary
+        self.secondary_weight = secondary_weight
+        self.name = f"{primary.name}+{secondary.name}"
+        self.version = f"{primary.version}+{secondary.version}"
 
     @staticmethod
-    def merge(model_spans: Sequence[Span], rule_spans: Sequence[Span], rule_weight: float = 1.0) -> list[Span]:
-        out = list(model_spans)
-        for r in rule_spans:
-            if not any(r.start < m.end and m.start < r.end for m in model_spans):
-                out.append(Span(r.start, r.end, r.label, r.text, round(r.score * rule_weight, 4)))
+    def merge(primary: Sequence[Span], secondary: Sequence[Span], secondary_weight: float = 1.0) -> list[Span]:
+        out = list(primary)
+        for r in secondary:
+            if not any(r.start < m.end and m.start < r.end for m in primary):
+                out.append(Span(r.start, r.end, r.label, r.text, round(r.score * secondary_weight, 4)))
         return sorted(out, key=lambda s: s.start)
 
     def spans(self, raw: str) -> list[Span]:
-        return self.merge(self.tagger.spans(raw), self.rules.spans(raw), self.rule_weight)
+        return self.merge(self.primary.spans(raw), self.secondary.spans(raw), self.secondary_weight)
 
     def spans_many(self, texts: Sequence[str]) -> list[list[Span]]:
-        return [self.merge(m, self.rules.spans(t), self.rule_weight)
-                for m, t in zip(self.tagger.spans_many(texts), texts)]
+        return [self.merge(p, s, self.secondary_weight)
+                for p, s in zip(_many(self.primary, texts), _many(self.secondary, texts))]
+
+
+def _many(extractor, texts: Sequence[str]) -> list[list[Span]]:
+    many = getattr(extractor, "spans_many", None)
+    return many(texts) if many else [extractor.spans(t) for t in texts]

@@ -18,27 +18,46 @@ def extractor_id(ex: SpanExtractor) -> str:
     return f"{ex.name}@{ex.version}"
 
 
-def load_extractor(spec: str | None) -> SpanExtractor:
-    """`rules` → the rule baseline; `ensemble:DIR` → tagger + rules where the tagger found nothing;
-    anything else → a token-classifier model (directory or hub name).
+def default_spec() -> str:
+    """The default extractor of configs/infer.yaml, with model paths made absolute; `rules` if its model is absent."""
+    import yaml
 
-    With no spec, the bundled default tagger is used when it exists, else the rules.
+    from govfacts.paths import CONFIGS, ROOT
+
+    cfg = yaml.safe_load((CONFIGS / "infer.yaml").read_text(encoding="utf-8")) or {}
+    parts = []
+    for part in str(cfg.get("default_extractor", "rules")).split("+"):
+        if part != "rules":
+            path = Path(part) if Path(part).is_absolute() else ROOT / part
+            if not (path / "config.json").exists():
+                return "rules"
+            part = str(path)
+        parts.append(part)
+    return "+".join(parts)
+
+
+def load_extractor(spec: str | None) -> SpanExtractor:
+    """`rules` → the rule baseline; `DIR+rules` / `rules+DIR` → an explicit ensemble (the first decides, the
+    second fills gaps); anything else → a token-classifier model (directory or hub name).
+
+    With no spec, the default of configs/infer.yaml is used (the rules while its model is absent).
     """
-    from govfacts.paths import DEFAULT_TAGGER
 
     if spec is None:
-        spec = str(DEFAULT_TAGGER) if (DEFAULT_TAGGER / "config.json").exists() else "rules"
+        spec = default_spec()
     if spec == "rules":
         from govfacts.infer.rules import RuleExtractor
 
         return RuleExtractor()
     from govfacts.infer.tagger import Tagger
 
-    if spec.startswith("ensemble:"):
+    if "+" in spec and "rules" in spec.split("+"):  # DIR+rules or rules+DIR: an explicit ensemble
         from govfacts.infer.ensemble import EnsembleExtractor
         from govfacts.infer.rules import RuleExtractor
 
-        return EnsembleExtractor(Tagger.from_pretrained(spec.split(":", 1)[1]), RuleExtractor())
+        first, second = spec.split("+", 1)
+        members = [RuleExtractor() if part == "rules" else Tagger.from_pretrained(part) for part in (first, second)]
+        return EnsembleExtractor(*members)
     return Tagger.from_pretrained(spec)
 
 
