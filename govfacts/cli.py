@@ -25,24 +25,54 @@ def extract(
     errors: Optional[Path] = typer.Option(None, "--errors", help="Write one JSON line per failed file here."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run into the same output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    engine: str = typer.Option("local", "--engine", help="local: this process; ray: Ray Data actors "
+                               "(pip install 'govfacts[ray]')."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (--engine ray); "
+                                          "default: a local Ray instance."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Extractor processes, each reading "
+                                          "and extracting whole batches with CPUs/N threads (local default 0: "
+                                          "this process; ray: actors, default 1 per tagger or 1 per CPU for rules)."),
+    int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help="Tagger weights: dynamic int8 "
+                                        "quantisation or float32 (default: see bench/README.md)."),
 ) -> None:
     """Extract facts from reports; bad files are reported and skipped, the exit status says if any failed."""
+    from govfacts.infer.api import extract_documents, load
     from govfacts.infer.batch import run_batch
-    from govfacts.infer.extractor import extract_document, extractor_id, load_extractor
+    from govfacts.infer.extractor import extractor_id
 
+    if engine not in ("local", "ray"):
+        err.print(f"[red]error:[/red] --engine must be local or ray, not {engine!r}")
+        raise typer.Exit(2)
+    if address and engine != "ray":
+        err.print("[red]error:[/red] --address needs --engine ray")
+        raise typer.Exit(2)
     try:
         from govfacts.factsio import output_format
 
         output_format(output)
-        extractor = load_extractor(model)
-    except (ValueError, OSError) as e:
+        if engine == "ray":
+            from govfacts.infer.ray_engine import run_ray
+
+            result, name = run_ray(paths, output, model, errors=errors, resume=resume, progress=not quiet,
+                                   address=address, workers=workers, quantize=int8)
+        else:
+            extractor = load(model, quantize=int8)
+            name = extractor_id(extractor)
+    except (ValueError, OSError, ImportError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
-    many = getattr(extractor, "extract_documents", None)
-    result = run_batch(paths, output, lambda d: extract_document(d, extractor), errors=errors, resume=resume,
-                       progress=not quiet, extract_many=many)
+    if engine == "local":
+        from functools import partial
+
+        from govfacts.infer.api import batch_functions
+        from govfacts.infer.tagger import available_cpus
+
+        setup = partial(batch_functions, model, int8, max(1, available_cpus() // workers)) if workers else None
+        result = run_batch(paths, output, lambda d: extract_documents(extractor, [d])[0], errors=errors,
+                           resume=resume, progress=not quiet, workers=workers or 0, worker_setup=setup,
+                           extract_many=lambda docs: extract_documents(extractor, docs))
     if not quiet:
-        _summary(result, extractor_id(extractor))
+        _summary(result, name)
     if result.failures:
         raise typer.Exit(1)
 

@@ -4,12 +4,18 @@ Each finished document is appended to a journal (`OUTPUT.journal.jsonl`, flushed
 the next starts. The final output is rebuilt from the journal and written atomically, then the journal
 is removed. `resume=True` keeps the journal of an interrupted run, skips the documents it holds and
 ignores a torn last line, so no document is lost or duplicated.
+
+With `workers > 0` and a `worker_setup`, chunks of files are read and extracted in that many worker
+processes (each with its own extractor, made by `worker_setup()`), a few chunks ahead; with workers
+but no setup, only reading happens there. Either way the journal is written here, in file order, so
+resume works the same; a chunk whose worker died is redone in this process.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -74,60 +80,165 @@ def _load_journal(path: Path) -> dict[str, dict]:
     return done
 
 
+def read_record(path: str | Path):
+    """A `Document`, or the journal record of a file that cannot be read (never raises)."""
+    try:
+        return read_document(path)
+    except ReadError as e:
+        return {"path": str(path), "error": e.reason}
+    except Exception as e:  # noqa: BLE001 - a reader bug on one strange file must not end the run
+        return {"path": str(path), "error": f"read failed: {type(e).__name__}: {e}"}
+
+
+def _read_chunk(paths: list[str]) -> list:
+    return [read_record(p) for p in paths]
+
+
+_WORKER: Optional[tuple] = None  # (extract, extract_many) of a worker process
+
+
+def _worker_init(setup: Optional[Callable], parent: int) -> None:
+    global _WORKER
+    import threading
+    import time
+
+    def watch():  # a worker outlives a SIGKILLed parent otherwise (blocked on its task queue)
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, daemon=True).start()
+    _WORKER = setup() if setup is not None else None
+
+
+def _worker_chunk(paths: list[str]):
+    read = _read_chunk(paths)
+    if _WORKER is None:
+        return read
+    return chunk_records(paths, read, *_WORKER)
+
+
+def _chunk_results(chunks: list[list[Path]], workers: int, setup: Optional[Callable], extract, extract_many):
+    """Journal records of each chunk, in order; worker processes run up to 2 chunks each ahead."""
+    if workers <= 0:
+        for chunk in chunks:
+            yield chunk, chunk_records(chunk, _read_chunk(chunk), extract, extract_many)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver: the parent may hold torch/OpenMP threads, which fork does not copy safely
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(setup, os.getpid())) as pool:
+        pending: deque = deque()
+        it = iter(chunks)
+        for chunk in it:
+            pending.append((chunk, pool.submit(_worker_chunk, [str(f) for f in chunk])))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            chunk, fut = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(_worker_chunk, [str(f) for f in nxt])))
+            try:
+                res = fut.result()
+            except Exception:  # noqa: BLE001 - a crashed worker (killed, out of memory): redo it here
+                res = _read_chunk(chunk)
+            if any(not isinstance(r, dict) for r in res):  # documents read, not yet extracted
+                res = chunk_records(chunk, res, extract, extract_many)
+            yield chunk, res
+
+
 def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable[[object], list[Fact]],
               errors: Optional[str | Path] = None, resume: bool = False, progress: bool = True,
-              extract_many: Optional[Callable[[list], list[list[Fact]]]] = None, batch_docs: int = 8) -> BatchResult:
-    """Extract facts from every file under `paths` into `output`; bad files are recorded, never fatal."""
+              extract_many: Optional[Callable[[list], list[list[Fact]]]] = None, batch_docs: int = 8,
+              workers: int = 0, worker_setup: Optional[Callable[[], tuple]] = None) -> BatchResult:
+    """Extract facts from every file under `paths` into `output`; bad files are recorded, never fatal.
+
+    `worker_setup`: a picklable callable returning (extract, extract_many) inside a worker process.
+    """
     output = Path(output)
     output_format(output)  # fail early on an unknown extension
     files, skipped = discover(paths)
+    done, jpath = open_journal(output, resume)
+    result = BatchResult(output=output, skipped=skipped, resumed=len(done))
+    todo = [f for f in files if str(f) not in done]
+    bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="doc", desc="extract", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    chunks = [todo[i:i + batch_docs] for i in range(0, len(todo), batch_docs)]
+    with open(jpath, "a", encoding="utf-8") as journal:
+        for chunk, recs in _chunk_results(chunks, workers, worker_setup, extract, extract_many):
+            append_records(journal, recs, done)
+            bar.update(len(chunk))
+    bar.close()
+    return finish_batch(result, files, done, errors, jpath)
+
+
+def open_journal(output: Path, resume: bool) -> tuple[dict[str, dict], Path]:
+    """The records of an interrupted run (resume) or none; the journal is rewritten without a torn tail."""
     jpath = journal_path(output)
     if not resume and jpath.exists():
         jpath.unlink()
     done = _load_journal(jpath) if resume else {}
-    result = BatchResult(output=output, skipped=skipped, resumed=len(done))
-    todo = [f for f in files if str(f) not in done]
     jpath.parent.mkdir(parents=True, exist_ok=True)
-    # Rewrite the journal without a torn tail before appending to it.
     with atomic_path(jpath) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             for rec in done.values():
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="doc", desc="extract", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
-    with open(jpath, "a", encoding="utf-8") as journal:
-        for i in range(0, len(todo), batch_docs):
-            chunk = todo[i:i + batch_docs]
-            docs, recs = [], {}
-            for f in chunk:
-                try:
-                    docs.append(read_document(f))
-                except ReadError as e:
-                    recs[str(f)] = {"path": str(f), "error": e.reason}
+    return done, jpath
+
+
+def chunk_records(chunk: list, read: list, extract: Callable[[object], list[Fact]],
+                  extract_many: Optional[Callable[[list], list[list[Fact]]]] = None) -> list[dict]:
+    """Journal records (`{"path", "facts"}` or `{"path", "error"}`) of one chunk of files, in chunk order.
+
+    `read` holds `read_record` results. The documents are extracted together; if that fails, one
+    by one, so a document that breaks the extractor is recorded as failed and the others go on.
+    """
+    docs, recs = [], {}
+    for f, r in zip(chunk, read):
+        if isinstance(r, dict):
+            recs[str(f)] = r
+        else:
+            docs.append(r)
+    try:
+        per_doc = extract_many(docs) if extract_many else [extract(d) for d in docs]
+    except Exception:
+        per_doc = []
+        for d in docs:  # isolate the document that breaks the batch
             try:
-                per_doc = extract_many(docs) if extract_many else [extract(d) for d in docs]
-            except Exception:
-                per_doc = []
-                for d in docs:  # isolate the document that breaks the batch
-                    try:
-                        per_doc.append(extract(d))
-                    except Exception as e:  # noqa: BLE001 - one bad document must not end the run
-                        per_doc.append(e)
-            for d, facts in zip(docs, per_doc):
-                if isinstance(facts, Exception):
-                    recs[d.path] = {"path": d.path, "error": f"extraction failed: {type(facts).__name__}: {facts}"}
-                else:
-                    recs[d.path] = {"path": d.path, "facts": [x.to_dict() for x in facts]}
-            for f in chunk:
-                rec = recs[str(f)]
-                journal.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                done[str(f)] = rec
-                if "error" in rec:
-                    tqdm.write(f"error: {f}: {rec['error']}", file=sys.stderr)
-            journal.flush()
-            os.fsync(journal.fileno())
-            bar.update(len(chunk))
-    bar.close()
+                per_doc.append(extract(d))
+            except Exception as e:  # noqa: BLE001 - one bad document must not end the run
+                per_doc.append(e)
+    for d, facts in zip(docs, per_doc):
+        if isinstance(facts, Exception):
+            recs[d.path] = {"path": d.path, "error": f"extraction failed: {type(facts).__name__}: {facts}"}
+        else:
+            recs[d.path] = {"path": d.path, "facts": [x.to_dict() for x in facts]}
+    return [recs[str(f)] for f in chunk]
+
+
+def append_records(journal, recs: list[dict], done: dict[str, dict]) -> None:
+    """Journal finished documents (flushed and fsynced before anything else happens)."""
+    for rec in recs:
+        journal.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        done[rec["path"]] = rec
+        if "error" in rec:
+            tqdm.write(f"error: {rec['path']}: {rec['error']}", file=sys.stderr)
+    journal.flush()
+    os.fsync(journal.fileno())
+
+
+def finish_batch(result: BatchResult, files: list[Path], done: dict[str, dict], errors: Optional[str | Path],
+                 jpath: Path) -> BatchResult:
+    """Facts and failures in file order; output and errors written atomically; journal removed."""
     for f in files:
         rec = done.get(str(f))
         if rec is None:
@@ -137,7 +248,7 @@ def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable
         else:
             result.documents += 1
             result.facts.extend(Fact.from_dict(x) for x in rec["facts"])
-    write_facts(output, result.facts)
+    write_facts(result.output, result.facts)
     if errors:
         with atomic_path(errors) as tmp:
             with open(tmp, "w", encoding="utf-8") as fh:

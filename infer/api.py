@@ -1,0 +1,219 @@
+"""The Python API: typed facts from text with the rules or a tagger model.
+
+    from govfacts.infer.api import Extractor
+
+    ex = Extractor.from_pretrained("models/govfacts-tagger-zh")   # or "rules", "ensemble:DIR", a hub name
+    facts = ex.extract("2023年共受理政府信息公开申请1136件。", doc_id="demo")
+    facts[0].metric, facts[0].value, facts[0].unit, facts[0].start, facts[0].end, facts[0].confidence
+    ex.extract_many([text1, text2])        # one list of facts per text, windows batched together
+
+It is a thin layer over the same code `govfacts extract` runs (`load_extractor`, `Tagger` /
+`RuleExtractor`, `facts_from_spans`): `extract_documents` below is what the batch runner, the Ray
+engine and this class call, so all three give the same facts for the same text.
+
+Very long documents (more than `MAX_SEGMENT_CHARS` characters, e.g. a 10 MB text dump) are
+processed in paragraph-aligned segments of at most that size, whose spans are shifted back to
+document offsets; a normal report (5k-60k characters) is one segment. This bounds the tagger's
+memory (~200 bytes per character in flight) and keeps the rules linear in the document length.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from govfacts.records import Document, Fact, Span
+
+MAX_SEGMENT_CHARS = 100_000  # longer documents are cut at paragraph ends into segments of at most this
+GROUP_CHARS = 400_000  # characters handed to one spans_many call (memory bound for the tagger)
+QUANTIZE_DEFAULT = False  # int8 when the model's config has no `govfacts_quantize` verdict (see configure)
+
+
+class Extractor:
+    """Facts from Chinese report text; wraps a span extractor (rules, tagger or ensemble)."""
+
+    def __init__(self, extractor):
+        self.extractor = extractor
+
+    @classmethod
+    def from_pretrained(cls, path_or_name: str | Path | None = None, *, quantize: Optional[bool] = None,
+                        num_threads: Optional[int] = None, batch_size: Optional[int] = None) -> "Extractor":
+        """`"rules"` → the rule baseline; `"ensemble:DIR"` → tagger + rules; a model directory or hub
+        name → the tagger; None → the bundled tagger if present, else the rules.
+
+        quantize: dynamic int8 for the tagger (None: the model config's `govfacts_quantize`, written
+        by `python -m govfacts.infer.calibrate` when int8 keeps dev F1, else `QUANTIZE_DEFAULT`);
+        num_threads / batch_size: torch threads and windows per forward pass.
+        """
+        return cls(load(path_or_name, quantize=quantize, num_threads=num_threads, batch_size=batch_size))
+
+    # -- identity ---------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.extractor.name
+
+    @property
+    def version(self) -> str:
+        return self.extractor.version
+
+    @property
+    def id(self) -> str:
+        """`name@version`, the `extractor` field of every fact."""
+        from govfacts.infer.extractor import extractor_id
+
+        return extractor_id(self.extractor)
+
+    def __repr__(self) -> str:
+        return f"Extractor({self.id})"
+
+    # -- extraction -------------------------------------------------------------------------------
+    def extract(self, text: str, doc_id: Optional[str] = None, path: str = "") -> list[Fact]:
+        """Facts of one text; offsets (`start`, `end`) index `text` itself."""
+        return self.extract_many([text], None if doc_id is None else [doc_id], [path])[0]
+
+    def extract_many(self, texts: Sequence[str], doc_ids: Optional[Sequence[Optional[str]]] = None,
+                     paths: Optional[Sequence[str]] = None) -> list[list[Fact]]:
+        """Facts of several texts (one list per text, in order); the tagger batches them together.
+
+        A text without a doc id gets `text-<first 12 hex of its sha1>` as `doc_id`.
+        """
+        texts = list(texts)
+        ids = list(doc_ids) if doc_ids is not None else [None] * len(texts)
+        ps = list(paths) if paths is not None else [""] * len(texts)
+        if len(ids) != len(texts) or len(ps) != len(texts):
+            raise ValueError("doc_ids and paths must have one entry per text")
+        docs = [Document(doc_id=i if i is not None else _text_id(t), path=p or "", text=t)
+                for t, i, p in zip(texts, ids, ps)]
+        return extract_documents(self.extractor, docs)
+
+    def extract_documents(self, docs: Sequence[Document]) -> list[list[Fact]]:
+        """Facts of `Document`s (as `govfacts.reader.read_document` returns them)."""
+        return extract_documents(self.extractor, docs)
+
+    def extract_file(self, path: str | Path) -> list[Fact]:
+        """Facts of one report file (.txt/.html/.pdf); raises `govfacts.reader.ReadError` for a bad file."""
+        from govfacts.reader import read_document
+
+        return extract_documents(self.extractor, [read_document(path)])[0]
+
+
+def _text_id(text: str) -> str:
+    return "text-" + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def load(spec: str | Path | None = None, *, quantize: Optional[bool] = None, num_threads: Optional[int] = None,
+         batch_size: Optional[int] = None):
+    """`load_extractor(spec)` with the inference settings applied to a tagger (also inside an ensemble)."""
+    from govfacts.infer.extractor import load_extractor
+
+    ex = load_extractor(None if spec is None else str(spec))
+    configure(ex, quantize=quantize, num_threads=num_threads, batch_size=batch_size)
+    return ex
+
+
+def configure(ex, *, quantize: Optional[bool] = None, num_threads: Optional[int] = None,
+              batch_size: Optional[int] = None):
+    """Apply inference settings to the tagger of `ex` (no-op for the rules)."""
+    tagger = getattr(ex, "tagger", ex)
+    if not hasattr(tagger, "view_probs"):
+        return ex
+    if quantize is None:  # the model's own verdict (infer/calibrate.py check_int8), else the default
+        quantize = bool(getattr(tagger.model.config, "govfacts_quantize", QUANTIZE_DEFAULT))
+    if quantize:
+        before = tagger.version
+        tagger.quantize()
+        if ex is not tagger and before != tagger.version:  # an ensemble's version carries its tagger's
+            ex.version = str(ex.version).replace(before, tagger.version, 1)
+    if num_threads:
+        tagger.num_threads = int(num_threads)
+    if batch_size:
+        tagger.batch_size = int(batch_size)
+    return ex
+
+
+def batch_functions(spec: str | Path | None = None, quantize: Optional[bool] = None,
+                    num_threads: Optional[int] = None, batch_size: Optional[int] = None):
+    """(extract, extract_many) for `run_batch` with a freshly loaded extractor; picklable through
+    functools.partial, it is how worker processes (`govfacts extract --workers N`) get theirs."""
+    ex = load(spec, quantize=quantize, num_threads=num_threads, batch_size=batch_size)
+    return (lambda d: extract_documents(ex, [d])[0]), (lambda docs: extract_documents(ex, docs))
+
+
+# -- the one extraction path (batch runner, Ray engine, API) ------------------------------------------
+def extract_documents(extractor, docs: Sequence[Document]) -> list[list[Fact]]:
+    """Facts of each document with any span extractor (`spans`, optionally `spans_many`).
+
+    Long documents are cut into segments (`MAX_SEGMENT_CHARS`); segments are handed to the
+    extractor in groups of about `GROUP_CHARS` characters, so a tagger batches the windows of many
+    short documents together while a huge one never holds more than a group in memory.
+    """
+    from govfacts.infer.extractor import extractor_id
+    from govfacts.infer.facts import facts_from_spans
+
+    units = [(di, off, seg) for di, d in enumerate(docs) for off, seg in segments(d.text)]
+    spans: list[list[Span]] = [[] for _ in docs]
+    for group in _groups(units, GROUP_CHARS):
+        found = spans_of(extractor, [seg for _, _, seg in group])
+        for (di, off, _), ss in zip(group, found):
+            spans[di].extend(ss if not off else (_shift(s, off) for s in ss))
+    eid = extractor_id(extractor)
+    return [facts_from_spans(d, ss, eid) for d, ss in zip(docs, spans)]
+
+
+def spans_of(extractor, texts: Sequence[str]) -> list[list[Span]]:
+    many = getattr(extractor, "spans_many", None)
+    if many is not None:
+        return many(list(texts))
+    return [extractor.spans(t) for t in texts]
+
+
+def _shift(s: Span, off: int) -> Span:
+    return Span(s.start + off, s.end + off, s.label, s.text, s.score)
+
+
+def _groups(units: list, limit: int) -> Iterable[list]:
+    group, size = [], 0
+    for u in units:
+        if group and size + len(u[2]) > limit:
+            yield group
+            group, size = [], 0
+        group.append(u)
+        size += len(u[2])
+    if group:
+        yield group
+
+
+_PARA_END = "。！？；!?;"
+
+
+def segments(text: str, limit: int = MAX_SEGMENT_CHARS) -> list[tuple[int, str]]:
+    """(offset, piece) of `text` cut into pieces of at most `limit` chars.
+
+    Cuts go after a line break that ends a paragraph (the line before ends a sentence or is empty),
+    else after any line break, else after a sentence end, else hard at the limit; a cut is only
+    searched in the second half of a piece so pieces stay large. Text shorter than `limit` is one piece.
+    """
+    if len(text) <= limit:
+        return [(0, text)]
+    out, start, n = [], 0, len(text)
+    while n - start > limit:
+        hi, lo = start + limit, start + limit // 2
+        cut = _last_cut(text, lo, hi)
+        out.append((start, text[start:cut]))
+        start = cut
+    out.append((start, text[start:]))
+    return out
+
+
+def _last_cut(text: str, lo: int, hi: int) -> int:
+    i = text.rfind("\n", lo, hi)
+    first_nl = i
+    while i > lo:
+        before = text[i - 1]
+        if before in _PARA_END or before == "\n":
+            return i + 1
+        i = text.rfind("\n", lo, i)
+    if first_nl > lo:
+        return first_nl + 1
+    best = max(text.rfind(c, lo, hi) for c in _PARA_END)
+    return best + 1 if best > lo else hi

@@ -1,0 +1,237 @@
+"""Temperature scaling of the tagger, fitted on the dev split, so that fact confidence is a probability.
+
+The tagger divides its logits by a temperature T before the softmax (`govfacts_temperature` in the
+model's config.json); every character's probabilities, the constrained decoding and the span score
+(min of the chosen tags' probabilities) follow from them. The fit asks what inference will do at
+each T: the dev documents are run through the model ONCE (`Tagger.window_logits`), then for every T
+on a log grid the same outputs are merged (`Tagger.merge_windows`) and decoded (`decode_views`)
+exactly as at inference. A predicted span is right when a gold span has the same start, end and
+label (raw offsets; predictions in ignored regions are not counted). T is chosen to minimise the
+negative log-likelihood of span correctness under the span scores, among the T whose expected
+calibration error (10 equal-width bins, as `govfacts evaluate` reports it) and exact-span F1 are no
+worse than at the current T; so the fit never makes dev ECE or dev F1 worse.
+
+    .venv/bin/python -m govfacts.infer.calibrate models/govfacts-tagger-zh [--out out/calibration]
+
+writes `govfacts_temperature` (and a `govfacts_calibration` summary) into config.json atomically
+and, with --out, calibration.json and reliability.png (before/after). It then compares the dev F1
+of the int8-quantised tagger with fp32 at that temperature and records `govfacts_quantize` (int8 by
+default only if it keeps dev F1; see `check_int8`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+DEFAULT_GRID = tuple(float(t) for t in np.round(np.geomspace(0.25, 8.0, 31), 4))
+
+
+@dataclass
+class TemperatureFit:
+    """The fitted temperature with dev scores before (current T) and after; float(fit) is T."""
+
+    temperature: float
+    previous: float
+    ece_before: Optional[float]
+    ece_after: Optional[float]
+    nll_before: Optional[float]
+    nll_after: Optional[float]
+    f1_before: float
+    f1_after: float
+    spans_before: int
+    spans_after: int
+    dev_docs: list[str] = field(default_factory=list)
+    calibration_before: dict = field(default_factory=dict)  # train.evaluate.calibration() tables
+    calibration_after: dict = field(default_factory=dict)
+    grid: list[dict] = field(default_factory=list)
+    config: Optional[str] = None  # the config.json written, if any
+    int8: Optional[dict] = None  # check_int8() result, when run
+
+    def __float__(self) -> float:
+        return float(self.temperature)
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        for k in ("calibration_before", "calibration_after", "grid"):
+            d.pop(k)
+        return d
+
+
+def score_at(tagger, views, batches, docs, temperature: float) -> dict:
+    """Predicted spans at `temperature` (decoded as at inference) against gold: NLL, ECE, F1."""
+    from govfacts.train.evaluate import FactMatch, calibration, in_scope
+
+    preds = tagger.decode_views(views, tagger.merge_windows(views, batches, temperature))
+    matches, n_gold = [], 0
+    for doc, spans in zip(docs, preds):
+        gold = {(g.start, g.end, g.label): g for g in doc.spans}
+        n_gold += len(gold)
+        for s in in_scope(doc, spans):
+            g = gold.get((s.start, s.end, s.label))
+            matches.append(FactMatch(doc.doc_id, g, s, "tp" if g is not None else "fp"))
+    conf = np.array([m.pred.score for m in matches], dtype=np.float64)
+    ok = np.array([m.kind == "tp" for m in matches], dtype=np.float64)
+    tp = float(ok.sum())
+    p = tp / len(matches) if matches else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    if matches:
+        c = np.clip(conf, 1e-6, 1 - 1e-6)
+        nll = float(-(ok * np.log(c) + (1 - ok) * np.log(1 - c)).mean())
+    else:
+        nll = None
+    return {"temperature": temperature, "nll": nll, "calibration": calibration(matches),
+            "f1": 2 * p * r / (p + r) if p + r else 0.0, "spans": len(matches)}
+
+
+def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_GRID, write: bool = True,
+                    model_dir: Optional[str | Path] = None) -> TemperatureFit:
+    """Fit T on annotated dev documents (`AnnotatedDoc`s); set it on `tagger` and, with `write`,
+    in `model_dir`/config.json (default: the directory the tagger was loaded from, when local).
+
+    Returns a `TemperatureFit` (float(fit) is T) with dev ECE/NLL/F1 before and after.
+    """
+    from govfacts.textview import build_view
+
+    if not dev_docs:
+        raise ValueError("no dev documents to fit a temperature on")
+    views = [build_view(d.text) for d in dev_docs]
+    batches = list(tagger.window_logits(views))  # the model runs once; every T re-merges these
+    current = float(tagger.temperature)
+    base = score_at(tagger, views, batches, dev_docs, current)
+    rows = [base]
+    for t in sorted(set(grid) - {current}):
+        rows.append(score_at(tagger, views, batches, dev_docs, float(t)))
+    best = _choose(rows, base)
+    # refine between the grid neighbours of the best T
+    ts = sorted(r["temperature"] for r in rows)
+    i = ts.index(best["temperature"])
+    lo, hi = ts[max(0, i - 1)], ts[min(len(ts) - 1, i + 1)]
+    for t in np.geomspace(lo, hi, 9)[1:-1]:
+        t = float(round(t, 4))
+        if all(abs(t - r["temperature"]) > 1e-9 for r in rows):
+            rows.append(score_at(tagger, views, batches, dev_docs, t))
+    best = _choose(rows, base)
+    fit = TemperatureFit(
+        temperature=best["temperature"], previous=current,
+        ece_before=base["calibration"]["ece"], ece_after=best["calibration"]["ece"],
+        nll_before=base["nll"], nll_after=best["nll"], f1_before=base["f1"], f1_after=best["f1"],
+        spans_before=base["spans"], spans_after=best["spans"], dev_docs=[d.doc_id for d in dev_docs],
+        calibration_before=base["calibration"], calibration_after=best["calibration"],
+        grid=[{k: r[k] for k in ("temperature", "nll", "f1", "spans")} | {"ece": r["calibration"]["ece"]}
+              for r in sorted(rows, key=lambda r: r["temperature"])])
+    tagger.temperature = fit.temperature
+    target = Path(model_dir) if model_dir else (Path(tagger.source) if getattr(tagger, "source", None) else None)
+    if write and target is not None and (target / "config.json").exists():
+        write_temperature(target, fit)
+        fit.config = str(target / "config.json")
+    return fit
+
+
+def _choose(rows: list[dict], base: dict) -> dict:
+    """Lowest NLL among the temperatures no worse than the current one in ECE and F1 (base qualifies)."""
+    def ok(r):
+        if r["nll"] is None or r["calibration"]["ece"] is None:
+            return False
+        if base["calibration"]["ece"] is not None and r["calibration"]["ece"] > base["calibration"]["ece"] + 1e-12:
+            return False
+        return r["f1"] >= base["f1"] - 1e-12
+    cands = [r for r in rows if ok(r)]
+    if not cands:
+        return base
+    return min(cands, key=lambda r: (r["nll"], abs(math.log(r["temperature"]))))
+
+
+def write_temperature(model_dir: str | Path, fit: TemperatureFit) -> Path:
+    """Set `govfacts_temperature` (and a `govfacts_calibration` summary) in config.json, atomically."""
+    from govfacts.factsio import atomic_path
+
+    path = Path(model_dir) / "config.json"
+    conf = json.loads(path.read_text(encoding="utf-8"))
+    conf["govfacts_temperature"] = float(fit.temperature)
+    conf["govfacts_calibration"] = {k: v for k, v in fit.summary().items() if k != "config"}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def check_int8(model_dir: str | Path, dev_docs: Sequence, write: bool = True) -> dict:
+    """Dev strict entity F1 (`govfacts.train.finetune.evaluate`) of the fp32 and the dynamic-int8 tagger.
+
+    With `write`, records `govfacts_quantize` = (int8 F1 >= fp32 F1) in config.json (atomically):
+    `govfacts extract` / `Extractor.from_pretrained` use int8 by default only for a model whose dev
+    F1 it keeps (int8 is ~2x faster on CPU; see bench/README.md). --int8/--fp32 override it.
+    """
+    from govfacts.factsio import atomic_path
+    from govfacts.infer.tagger import Tagger
+    from govfacts.train.finetune import evaluate
+
+    out = {}
+    for name, q in (("fp32", False), ("int8", True)):
+        ev = evaluate(Tagger.from_pretrained(model_dir, quantize=q), dev_docs)
+        out[name] = {k: round(float(ev[k]), 4) for k in ("precision", "recall", "f1")}
+    out["quantize"] = out["int8"]["f1"] >= out["fp32"]["f1"]
+    if write:
+        path = Path(model_dir) / "config.json"
+        conf = json.loads(path.read_text(encoding="utf-8"))
+        conf["govfacts_quantize"] = bool(out["quantize"])
+        conf["govfacts_int8_check"] = {"dev_docs": [d.doc_id for d in dev_docs], **out}
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def reliability(fit: TemperatureFit) -> bytes:
+    """Reliability diagram (PNG) of dev span confidence before and after the fit."""
+    from govfacts.train.report import reliability_png
+
+    return reliability_png({f"T={fit.previous:g} (before)": {"calibration": fit.calibration_before},
+                            f"T={fit.temperature:g} (fitted)": {"calibration": fit.calibration_after}})
+
+
+def calibrate(model_dir: str | Path, annotations: Optional[str | Path] = None, splits: Optional[str | Path] = None,
+              split: str = "dev", out_dir: Optional[str | Path] = None, int8: bool = True) -> TemperatureFit:
+    """Load the tagger in `model_dir`, fit T on the `split` documents and write it into its config;
+    with `int8`, also decide `govfacts_quantize` on the same documents (`check_int8`)."""
+    from govfacts.infer.tagger import Tagger
+    from govfacts.paths import ANNOTATIONS
+    from govfacts.train.dataset import load_split
+
+    ann = Path(annotations) if annotations else ANNOTATIONS
+    docs = load_split(split, ann, Path(splits) if splits else ann / "splits.yaml")
+    tagger = Tagger.from_pretrained(model_dir)
+    fit = fit_temperature(tagger, docs, model_dir=model_dir)
+    if int8:
+        fit.int8 = check_int8(model_dir, docs)  # at the fitted temperature, now in config.json
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "calibration.json").write_text(json.dumps(asdict(fit), ensure_ascii=False, indent=1, default=str)
+                                              + "\n", encoding="utf-8")
+        (out / "reliability.png").write_bytes(reliability(fit))
+    return fit
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m govfacts.infer.calibrate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("model_dir")
+    ap.add_argument("--annotations", default=None, help="default: annotations/")
+    ap.add_argument("--splits", default=None, help="default: ANNOTATIONS/splits.yaml")
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--out", default=None, help="folder for calibration.json and reliability.png")
+    ap.add_argument("--no-int8-check", action="store_true", help="do not decide govfacts_quantize")
+    a = ap.parse_args(argv)
+    fit = calibrate(a.model_dir, a.annotations, a.splits, a.split, a.out, int8=not a.no_int8_check)
+    json.dump(fit.summary(), sys.stdout, ensure_ascii=False, indent=1)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

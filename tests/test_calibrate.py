@@ -1,0 +1,111 @@
+"""Temperature scaling of a tiny tagger fitted on a dev split (CPU, seconds)."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_IDS = ["hrss-jilin-province-2014", "hr-dongguan-2015", "gov-pingtan-2024"]
+DEV_IDS = ["gov-pingtan-2013a", "gov-pingtan-2012"]
+
+
+def build_tiny_tagger(out_dir: Path, steps: int = 400, train=TRAIN_IDS, dev=DEV_IDS, seed: int = 0) -> Path:
+    """Fine-tune a 1-layer char BERT (hidden 32) for `steps` steps on real reports: a weak tagger
+    that finds some spans and misses others, as a calibration subject."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from govfacts.train.dataset import load_docs
+    from govfacts.train.finetune import finetune
+    from govfacts.train.vocab import build_tokenizer
+
+    docs = load_docs(ROOT / "annotations")
+    base = out_dir / "base"
+    tok = build_tokenizer([docs[i].text for i in list(train) + list(dev)], base)
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128, pad_token_id=tok.pad_token_id or 0)
+    BertForMaskedLM(cfg).save_pretrained(base)
+    tok.save_pretrained(base)
+    splits = out_dir / "splits.yaml"
+    splits.write_text(yaml.safe_dump({"train": list(train), "dev": list(dev), "test": []}), encoding="utf-8")
+    return finetune(None, {"base_model": str(base), "annotations": str(ROOT / "annotations"), "splits": str(splits),
+                           "output_dir": str(out_dir / "tagger"), "epochs": 50, "max_steps": steps,
+                           "batch_size": 8, "lr": 3e-3, "head_lr": 1e-2, "max_len": 128, "stride": 32,
+                           "num_threads": 1, "progress": False, "max_minutes": 5, "eval_batch_size": 32,
+                           "warmup_ratio": 0.05, "seed": seed})
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_tagger(tmp_path_factory.mktemp("calib"))
+
+
+@pytest.fixture(scope="module")
+def dev_docs():
+    from govfacts.train.dataset import load_docs
+
+    docs = load_docs(ROOT / "annotations")
+    return [docs[i] for i in DEV_IDS]
+
+
+def test_fit_temperature_reduces_dev_ece_and_writes_config(tiny, dev_docs, tmp_path):
+    from govfacts.infer.calibrate import fit_temperature, reliability
+    from govfacts.infer.tagger import Tagger
+
+    tagger = Tagger.from_pretrained(tiny, num_threads=1)
+    assert tagger.temperature == 1.0
+    fit = fit_temperature(tagger, dev_docs)
+    assert fit.spans_before > 10, "the tiny tagger should predict spans on dev"
+    assert float(fit) == fit.temperature > 0
+    assert fit.ece_after <= fit.ece_before + 1e-12
+    assert fit.f1_after >= fit.f1_before - 1e-12
+    assert fit.nll_after <= fit.nll_before + 1e-12
+    assert tagger.temperature == fit.temperature
+    # the fitted value is in config.json, written atomically (no temp files left), and used on reload
+    conf = json.loads((tiny / "config.json").read_text(encoding="utf-8"))
+    assert conf["govfacts_temperature"] == fit.temperature
+    assert conf["govfacts_calibration"]["ece_after"] == fit.ece_after
+    assert fit.config == str(tiny / "config.json")
+    assert not [p for p in tiny.iterdir() if p.name.startswith(".")]
+    assert Tagger.from_pretrained(tiny).temperature == fit.temperature
+    assert reliability(fit)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_overconfident_tagger_is_cooled_down(tiny, dev_docs):
+    """A tagger made overconfident (T=0.2) gets a larger temperature and a clearly lower dev ECE."""
+    from govfacts.infer.calibrate import fit_temperature, score_at
+    from govfacts.infer.tagger import Tagger
+    from govfacts.textview import build_view
+
+    tagger = Tagger.from_pretrained(tiny, num_threads=1, temperature=0.2)
+    fit = fit_temperature(tagger, dev_docs, write=False)
+    assert fit.previous == 0.2 and fit.temperature > 0.2
+    assert fit.ece_after < fit.ece_before
+    assert fit.config is None
+    # the scores it reports are those of the tagger at that temperature, decoded as at inference
+    views = [build_view(d.text) for d in dev_docs]
+    again = score_at(tagger, views, list(tagger.window_logits(views)), dev_docs, fit.temperature)
+    assert again["calibration"]["ece"] == pytest.approx(fit.ece_after)
+    spans = tagger.spans_many([d.text for d in dev_docs])
+    assert sum(len(s) for s in spans) >= again["spans"]  # in-scope predictions are a subset
+
+
+def test_calibrate_command_writes_report(tiny, tmp_path):
+    from govfacts.infer.calibrate import main
+
+    splits = tiny.parent / "splits.yaml"
+    main([str(tiny), "--splits", str(splits), "--out", str(tmp_path / "cal")])
+    rep = json.loads((tmp_path / "cal" / "calibration.json").read_text(encoding="utf-8"))
+    assert rep["temperature"] > 0 and rep["dev_docs"] == DEV_IDS and len(rep["grid"]) >= 31
+    assert (tmp_path / "cal" / "reliability.png").stat().st_size > 1000
+    # the int8 verdict: quantised by default only if int8 keeps the dev F1
+    conf = json.loads((tiny / "config.json").read_text(encoding="utf-8"))
+    check = rep["int8"]
+    assert conf["govfacts_quantize"] is check["quantize"] == (check["int8"]["f1"] >= check["fp32"]["f1"])
+    from govfacts.infer.api import Extractor
+
+    assert Extractor.from_pretrained(tiny).extractor.quantized is conf["govfacts_quantize"]
+    assert Extractor.from_pretrained(tiny, quantize=False).extractor.quantized is False
+    assert Extractor.from_pretrained(tiny, quantize=True).version.endswith("+int8")

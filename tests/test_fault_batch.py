@@ -1,0 +1,168 @@
+"""A corpus with ~5 % bad files, the real console script killed with SIGKILL at random points, --resume.
+
+Every good document's facts must come out exactly once (equal to an uninterrupted reference run)
+and every bad file must be named in the errors output. The random kill points come from
+GOVFACTS_FAULT_SEED (printed on failure) so a failing run can be replayed.
+"""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from govfacts.infer.batch import journal_path
+
+EXE = Path(sys.executable).with_name("govfacts")
+
+
+def _corpus(root: Path, samples: Path) -> tuple[set[str], set[str]]:
+    """≥ 200 good reports (plain, GBK, UTF-16, HTML cut mid-page, a 10 MB one) and 11 bad files.
+
+    The junk bytes are fixed (not drawn from the run's seed): random bytes that happen to start
+    with FF FE are a UTF-16 byte-order mark, and the reader then accepts them as text."""
+    rnd = random.Random(12345)
+    texts = [p.read_text(encoding="utf-8") for p in sorted(samples.glob("*.txt"))]
+    good, bad = set(), set()
+    for i in range(200):
+        base = texts[i % len(texts)]
+        sub = root / f"batch{i % 4}"
+        sub.mkdir(exist_ok=True)
+        text = f"第{i}号\n" + base if i % 3 else base  # some differ, some are exact duplicates of a sample
+        p = sub / f"r{i:03d}.txt"
+        if i % 25 == 7:
+            p.write_bytes(text.encode("gbk", "ignore"))
+        elif i % 25 == 11:
+            p.write_bytes(text.encode("utf-16"))
+        elif i % 25 == 13:
+            p = p.with_suffix(".html")
+            paras = "".join(f"<p>{line}</p>" for line in text.split("\n")[:12])
+            p.write_text(f"<html><head><title>年报</title></head><body><div class='nav'>首页</div>{paras}<p>共受理申请",
+                         encoding="utf-8")  # cut off mid-page: the visible text is still a document
+        else:
+            p.write_text(text, encoding="utf-8")
+        good.add(str(p))
+    big = root / "batch2" / "r100-big.txt"  # valid text, 10 MB: a good document
+    reps = 10_000_000 // len(texts[0].encode("utf-8")) + 1
+    big.write_text((texts[0] + "\n") * reps, encoding="utf-8")
+    assert big.stat().st_size >= 10_000_000
+    good.add(str(big))
+    junk = {
+        "binary.txt": bytes(rnd.randrange(256) for _ in range(5000)),
+        "scan.pdf": b"%PDF-1.4\n" + bytes(rnd.randrange(256) for _ in range(3000)),
+        "empty.txt": b"",
+        "blank.txt": b" \n\t\n   \n",
+        "undecodable.txt": bytes([0x80, 0xFF, 0xFE, 0x81, 0x30]) * 400,
+        "high-bytes.txt": b"\x80" + bytes(rnd.choice([0x80, 0xFF, 0xA0, 0xFE]) for _ in range(3000)),
+        "cut-head.html": b"<html><head><title>x</title><script>var a = '",
+        "cut-style.htm": b"<!DOCTYPE html><html><head><meta charset='utf-8'><style>body{color:red",
+        "nul-inside.txt": texts[1].encode()[:3000] + b"\x00\x01\x02\x00" * 20 + texts[1].encode()[3000:],
+        "utf8-cut-mid-char.txt": _cut_mid_char(texts[2].encode("utf-8")),  # the reader is strict: undecodable
+        "bom-utf16-odd.txt": b"\xff\xfe" + "共受理申请".encode("utf-16-le") + b"\x00",
+    }
+    for i, (name, data) in enumerate(junk.items()):
+        p = root / f"batch{i % 4}" / f"x-{name}"
+        p.write_bytes(data)
+        bad.add(str(p))
+    (root / "batch0" / "MANIFEST.tsv").write_text("file\tagency\n", encoding="utf-8")  # skipped, not an error
+    return good, bad
+
+
+def _cut_mid_char(data: bytes) -> bytes:
+    """UTF-8 bytes cut inside the last multi-byte character (a truncated download)."""
+    i = len(data) - 1
+    while not 0x80 <= data[i] <= 0xBF:
+        i -= 1
+    return data[:i]
+
+
+def _by_doc(path: Path) -> dict[str, list[dict]]:
+    out = defaultdict(list)
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            out[rec["path"]].append(rec)
+    return out
+
+
+def _cmd(corpus: Path, out: Path, errs: Path, *extra: str) -> list[str]:
+    return [str(EXE), "extract", str(corpus), "-o", str(out), "--model", "rules", "--errors", str(errs), "-q", *extra]
+
+
+def _kill_at_random(cmd: list[str], out: Path, delay: float) -> bool:
+    """Start `cmd`, SIGKILL it after `delay` s; True if it was killed (not already finished).
+
+    Its child processes (--workers) must not outlive it for more than a few seconds."""
+    import psutil
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        try:
+            children = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        assert not out.exists(), "a killed run must leave no output file"
+        _, alive = psutil.wait_procs(children, timeout=8)
+        assert not alive, f"processes outlived the killed run: {[c.pid for c in alive]}"
+        return True
+    return False
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_kill_and_resume_keeps_every_fact_exactly_once(samples, tmp_path, workers):
+    assert EXE.exists(), f"console script {EXE} missing (pip install -e .)"
+    seed = int(os.environ.get("GOVFACTS_FAULT_SEED", time.time_ns() % 1_000_000))
+    rnd = random.Random(seed)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    good, bad = _corpus(corpus, samples)
+    n = len(good) + len(bad)
+    assert n >= 200 and 0.04 <= len(bad) / n <= 0.06
+
+    ref, ref_err = tmp_path / "ref.jsonl", tmp_path / "ref-errors.jsonl"
+    t0 = time.monotonic()
+    res = subprocess.run(_cmd(corpus, ref, ref_err), capture_output=True, text=True, timeout=120)
+    ref_secs = time.monotonic() - t0
+    assert res.returncode == 1, res.stderr  # exit 1: some files failed
+    reference = _by_doc(ref)
+    ref_errors = {json.loads(line)["path"]: json.loads(line)["reason"] for line in ref_err.read_text("utf-8").splitlines()}
+    assert set(ref_errors) == bad, f"seed {seed}"
+    assert set(reference) <= good and len(reference) >= len(good) - 5  # a few reports may hold no fact
+    assert len(reference[str(corpus / "batch2" / "r100-big.txt")]) > 1000
+
+    out, errs = tmp_path / "facts.jsonl", tmp_path / "errors.jsonl"
+    kills = []
+    par = ["--workers", str(workers)] if workers else []
+    for _ in range(2):  # killed, resumed and killed again, then resumed to the end
+        delay = rnd.uniform(0.15, 0.85) * ref_secs
+        extra = (["--resume"] if kills else []) + par
+        if _kill_at_random(_cmd(corpus, out, errs, *extra), out, delay):
+            kills.append(round(delay, 2))
+            jp = journal_path(out)
+            assert jp.exists(), f"seed {seed}: the journal must survive a kill"
+    res = subprocess.run(_cmd(corpus, out, errs, "--resume", *par), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1, res.stderr
+    assert not journal_path(out).exists()
+    assert kills, f"seed {seed}: the runs finished before any kill (reference took {ref_secs:.1f} s)"
+
+    got = _by_doc(out)
+    assert set(got) == set(reference), f"seed {seed}, kills at {kills}"
+    for path, facts in reference.items():
+        assert got[path] == facts, f"seed {seed}, kills at {kills}: {path} differs"  # same facts, once each
+    errors = {json.loads(line)["path"]: json.loads(line)["reason"] for line in errs.read_text("utf-8").splitlines()}
+    assert errors == ref_errors
+    for p in bad:
+        assert Path(p).name in res.stderr or p in errors  # named on stderr by the resumed run or journalled
+    reasons = " | ".join(errors.values())
+    for word in ("binary", "empty file", "undecodable", "broken PDF", "no text content"):
+        assert word in reasons
