@@ -240,19 +240,19 @@ def main(argv=None) -> None:
                              tmp / f"out-{v}.jsonl", v, extra)
             r["size"] = 1
             results.append(r)
-            print(json.dumps(r, ensure_ascii=False))
+            print(json.dumps(r, ensure_ascii=False), flush=True)
+        for k in naive_sizes:
+            r = run_naive(model, corpora[k][0], threads)
+            r["size"] = k
+            results.append(r)
+            print(json.dumps(r, ensure_ascii=False), flush=True)
         for k in sizes:
             if k == 1:
                 continue
             r = run_govfacts(model, corpora[k][0], tmp / f"out-{k}.jsonl", variants[0], extra)
             r["size"] = k
             results.append(r)
-            print(json.dumps(r, ensure_ascii=False))
-        for k in naive_sizes:
-            r = run_naive(model, corpora[k][0], threads)
-            r["size"] = k
-            results.append(r)
-            print(json.dumps(r, ensure_ascii=False))
+            print(json.dumps(r, ensure_ascii=False), flush=True)
         summary = summarise(results, variants[0])
         if a.f1:
             summary["dev_f1"] = dev_f1(model) if trained else "no trained tagger"

@@ -110,8 +110,8 @@ def _kill_at_random(cmd: list[str], out: Path, delay: float) -> bool:
             children = []
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        assert proc.returncode == -signal.SIGKILL
-        assert not out.exists(), "a killed run must leave no output file"
+        if proc.returncode != -signal.SIGKILL:  # it finished on its own just before the signal
+            return False
         _, alive = psutil.wait_procs(children, timeout=8)
         assert not alive, f"processes outlived the killed run: {[c.pid for c in alive]}"
         return True
@@ -148,8 +148,9 @@ def test_kill_and_resume_keeps_every_fact_exactly_once(samples, tmp_path, worker
         extra = (["--resume"] if kills else []) + par
         if _kill_at_random(_cmd(corpus, out, errs, *extra), out, delay):
             kills.append(round(delay, 2))
-            jp = journal_path(out)
-            assert jp.exists(), f"seed {seed}: the journal must survive a kill"
+            # output is atomic: none, or (killed after writing it, before exiting) the complete one
+            assert not out.exists() or _by_doc(out) == reference, f"seed {seed}: partial output after a kill"
+            assert journal_path(out).exists() or out.exists(), f"seed {seed}: the journal must survive a kill"
     res = subprocess.run(_cmd(corpus, out, errs, "--resume", *par), capture_output=True, text=True, timeout=120)
     assert res.returncode == 1, res.stderr
     assert not journal_path(out).exists()
