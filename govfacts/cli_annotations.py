@@ -6,34 +6,14 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from govfacts.paths import ANNOTATIONS
+from govfacts.splits import load_splits, split_of  # noqa: F401  (re-exported for callers)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Annotated corpus tools (Label Studio JSON).")
 console = Console(stderr=True)
-
-
-def load_splits(path: Path | None = None) -> dict[str, list[str]]:
-    """doc_id lists per split from annotations/splits.yaml."""
-    data = yaml.safe_load(Path(path or ANNOTATIONS / "splits.yaml").read_text(encoding="utf-8")) or {}
-    return {k: list(v or []) for k, v in data.items()}
-
-
-def split_of(splits: dict[str, list[str]], doc_ids: list[str] | None = None) -> dict[str, str]:
-    """doc_id → split name; entries may be shell-style patterns (`extra-*`), matched against `doc_ids`."""
-    from fnmatch import fnmatchcase
-
-    out = {}
-    for name, entries in splits.items():
-        for entry in entries:
-            if any(c in entry for c in "*?["):
-                out.update({d: name for d in doc_ids or [] if fnmatchcase(d, entry) and d not in out})
-            else:
-                out[entry] = name
-    return out
 
 
 @app.command()

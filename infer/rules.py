@@ -15,21 +15,13 @@ import yaml
 
 from govfacts.labels import LabelSet, default_labels
 from govfacts.paths import CONFIGS
+from govfacts.quantity import QUANTITY_RX
 from govfacts.records import Span
 from govfacts.textview import TextView, build_view
 
 NAME = "rules"
 VERSION = "0.1.0"
 
-_UNITS = ["人次", "件次", "条次", "场次", "批次", "万元", "万份", "万次", "亿次", "元", "条", "次", "件", "篇", "个", "场",
-          "期", "项", "份", "册", "名", "人", "起", "宗", "通", "席", "批", "本", "张", "套", "部", "家", "户", "档",
-          "%"]
-_NUM = r"(?:[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?|[零〇二两三四五六七八九十百千][零〇一二两三四五六七八九十百千]*|一[零〇一二两三四五六七八九十百千万]+)"
-QUANTITY_RX = re.compile(
-    r"(?<![0-9A-Za-z.\-/:])(?:(?P<pre>将近|大约|超过|近|约|逾|超))?(?P<num>" + _NUM + r")"
-    r"(?P<more1>多|余)?(?P<mult>[万亿千])?(?P<more2>多|余)?"
-    r"(?P<unit>" + "|".join(re.escape(u) for u in _UNITS) + r")(?P<post>左右)?"
-)
 ZERO_NUM_RX = re.compile(r"(?:为|是|均为)(?P<num>零|0)(?![0-9.%])")
 _SENT_END = "。！？；\n!?;"
 NONE_REACH = 4  # an out-of-scope cue vetoes only a quantity it directly qualifies

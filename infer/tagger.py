@@ -16,10 +16,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from govfacts.infer.decode import (allowed_transitions, anchor_spans, char_log_probs, continuation_matrix,
+                                   decode, spans_from_tags)
+from govfacts.quantity import find_quantities
 from govfacts.records import Span
 from govfacts.textview import TextView, build_view
-from govfacts.infer.decode import (allowed_transitions, char_log_probs, continuation_matrix, decode,
-                                   spans_from_tags)
 
 DEFAULT_STRIDE = 64
 
@@ -29,7 +30,8 @@ class Tagger:
 
     def __init__(self, model, tokenizer, name: str = "tagger", version: str = "", max_len: Optional[int] = None,
                  stride: Optional[int] = None, temperature: Optional[float] = None, batch_size: int = 16,
-                 num_threads: Optional[int] = None, score: str = "min", quantize: bool = False):
+                 num_threads: Optional[int] = None, score: str = "min", quantize: bool = False,
+                 anchor: Optional[bool] = None):
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("the tagger needs a fast tokenizer (offset_mapping aligns tokens to chars)")
         self.model = model.eval()
@@ -45,6 +47,8 @@ class Tagger:
         self.batch_size = batch_size
         self.num_threads = num_threads
         self.score = score
+        # quantity-anchored decoding (decode.anchor_spans): on when the model's config asks for it
+        self.anchor = bool(getattr(cfg, "govfacts_anchor", False) if anchor is None else anchor)
         self.source: Optional[str] = None  # the directory / hub name it was loaded from
         self.quantized = False
         if quantize:
@@ -126,7 +130,7 @@ class Tagger:
     def decode_view(self, view: TextView, probs: np.ndarray, covered: np.ndarray) -> list[Span]:
         """Merged per-char probabilities of a view → raw Spans (whitespace trimmed from edges)."""
         _, found = decode(probs, self.tags, covered, how=self.score)
-        return self._spans_of(view, found)
+        return self._spans_of(view, self._anchored(view, probs, covered, found))
 
     def decode_views(self, views: Sequence[TextView], view_probs: Sequence[tuple[np.ndarray, np.ndarray]]
                      ) -> list[list[Span]]:
@@ -140,8 +144,13 @@ class Tagger:
         out = []
         for view, (probs, covered), tag_ids in zip(views, lps, ids):
             found = spans_from_tags(tag_ids, self.tags, probs, covered, how=self.score)
-            out.append(self._spans_of(view, found))
+            out.append(self._spans_of(view, self._anchored(view, probs, covered, found)))
         return out
+
+    def _anchored(self, view: TextView, probs: np.ndarray, covered: np.ndarray, found):
+        if not self.anchor:
+            return found
+        return anchor_spans(found, probs, covered, self.tags, find_quantities(view.text))
 
     @staticmethod
     def _spans_of(view: TextView, found) -> list[Span]:

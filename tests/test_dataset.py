@@ -221,3 +221,50 @@ def test_build_dataset(docs, char_tok, wordpiece_tok):
         for row in ds:
             assert len(row["input_ids"]) == len(row["labels"]) == len(row["attention_mask"]) <= 96
             assert all(lab == IGNORE_INDEX or 0 <= lab < len(LABELS.bio_tags) for lab in row["labels"])
+
+
+def test_perturb_numbers_changes_only_span_digits():
+    import random
+
+    from govfacts.train.dataset import perturb_numbers
+
+    text = "2023年发布信息1100多条，12333热线"
+    tags = ["O"] * len(text)
+    s = text.index("1100")
+    for i in range(s, s + 6):
+        tags[i] = ("B-" if i == s else "I-") + "POSTS_PUBLISHED"
+    rng = random.Random(3)
+    outs = {perturb_numbers(text, tags, rng) for _ in range(20)}
+    assert len(outs) > 10
+    for out in outs:
+        assert len(out) == len(text)
+        assert out[:s] == text[:s] and out[s + 4:] == text[s + 4:]
+        assert out[s:s + 4].isdigit() and out[s] != "0"
+
+
+def test_augmented_windows_keep_their_labels(char_tok):
+    doc = load_split("train", ANN, SPLITS)[0]
+    plain = doc_examples(doc, char_tok, LABELS.label2id, max_len=128, stride=32)
+    aug = doc_examples(doc, char_tok, LABELS.label2id, max_len=128, stride=32, augment=2)
+    with_spans = [ex for ex in plain if any(lab > 0 for lab in ex["labels"])]
+    assert len(aug) == len(plain) + 2 * len(with_spans)
+    originals = {(ex["start"], ex["end"]): ex for ex in plain}
+    changed = []
+    for ex in aug:
+        orig = originals[(ex["start"], ex["end"])]
+        assert ex["labels"] == orig["labels"] and len(ex["input_ids"]) == len(orig["input_ids"])
+        if ex["copy"]:
+            changed.append(ex["input_ids"] != orig["input_ids"])
+    assert sum(changed) >= 0.6 * len(changed)  # windows whose claims have no Arabic digits stay as they are
+
+
+def test_oversample_rare_labels():
+    from govfacts.train.finetune import oversample_rare
+
+    b = LABELS.label2id
+    common = {"labels": [b["O"], b["B-POSTS_PUBLISHED"], b["I-POSTS_PUBLISHED"]]}
+    rare = {"labels": [b["B-HOTLINE_SEATS"], b["O"]]}
+    rows = [common] * 40 + [rare]
+    extra = oversample_rare(rows, LABELS, 5)
+    assert extra == [rare] * 4  # 1 span → 4 more copies reach 5 per epoch
+    assert oversample_rare(rows, LABELS, 0) == []

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from govfacts.infer.decode import (allowed_transitions, char_log_probs, continuation_matrix, decode, parse_tag,
+from govfacts.infer.decode import (allowed_transitions, anchor_spans, char_log_probs, continuation_matrix, decode, parse_tag,
                                    span_score, spans_from_tags, viterbi)
 
 TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
@@ -135,3 +135,34 @@ def test_trailing_uncovered_trimmed():
     ids = [BA, IA, IA]
     got = spans_from_tags(ids, TAGS, covered=np.array([True, True, False]))
     assert got == [(0, 2, "A", 1.0)]
+
+
+def test_anchor_joins_a_split_number_into_one_span():
+    # "近22.4万次": the tagger breaks the expression after "2." but every char leans to label A
+    probs = rows({O: .1}, {BA: .6}, {IA: .6}, {IA: .5}, {BA: .5}, {IA: .6}, {IA: .4, IB: .3}, {IA: .6}, {O: .9})
+    found = spans_from_tags(viterbi(char_log_probs(probs, np.ones(9, bool), TAGS), TAGS), TAGS, probs)
+    assert [(s, e) for s, e, *_ in found] != [(0, 8)]  # Viterbi alone does not give the whole expression
+    out = anchor_spans(found, probs, np.ones(9, bool), TAGS, [(0, 8)])
+    assert [(s, e, lab) for s, e, lab, _ in out] == [(0, 8, "A")]
+    # score = the weakest char's label mass (char 6: B-A + I-A = 0 + .4)
+    assert out[0][3] == pytest.approx(min(r[BA] + r[IA] for r in probs[:8]))
+
+
+def test_anchor_drops_a_candidate_the_model_calls_outside():
+    probs = rows({O: .9}, {O: .8}, {O: .7}, {BB: .5}, {IB: .6})
+    found = [(3, 5, "B", 0.5)]
+    out = anchor_spans(found, probs, np.ones(5, bool), TAGS, [(0, 3)])
+    assert [(s, e, lab) for s, e, lab, _ in out] == [(3, 5, "B")]  # no candidate there: kept as decoded
+
+
+def test_anchor_replaces_overlapping_spans_and_picks_label_by_mass():
+    probs = rows({BB: .7}, {IB: .4, IA: .3}, {IA: .5}, {IA: .6}, {O: .9})
+    found = [(0, 2, "B", .4), (2, 4, "A", .5)]
+    out = anchor_spans(found, probs, np.ones(5, bool), TAGS, [(0, 4)])
+    assert [(s, e, lab) for s, e, lab, _ in out] == [(0, 4, "A")]
+
+
+def test_anchor_uses_only_covered_chars():
+    probs = rows({BA: .8}, {O: .99}, {IA: .8})
+    out = anchor_spans([], probs, np.array([True, False, True]), TAGS, [(0, 3)])
+    assert [(s, e, lab) for s, e, lab, _ in out] == [(0, 3, "A")]

@@ -64,3 +64,11 @@ def test_chinese_numerals_agree_with_arabic(n):
     cn = cn2an.an2cn(n)
     assert parse_quantity(f"{cn}件").value == n
     assert parse_quantity(f"{cn}余件").qualifier == "more_than"
+
+
+def test_find_quantities_follows_the_span_convention():
+    from govfacts.quantity import find_quantities
+
+    text = "网站主动发布信息1100多条，接听咨询电话22.4万余次，近6500件，2023年，占24.43%，约3万元左右"
+    found = [text[s:e] for s, e in find_quantities(text)]
+    assert found == ["1100多条", "22.4万余次", "近6500件", "24.43%", "约3万元左右"]

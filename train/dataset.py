@@ -11,14 +11,13 @@ whitespace, byte-level tokenizers with several tokens per char).
 """
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-import yaml
 
 from govfacts.labels import LabelSet, default_labels
 from govfacts.records import Span
+from govfacts.splits import expand, is_pattern, load_splits
 from govfacts.studio_io import AnnotatedDoc, iter_export_files, read_tasks, task_to_doc
 from govfacts.textview import TextView, build_view
 
@@ -47,20 +46,15 @@ def resolve_splits(splits_yaml: str | Path, doc_ids: Iterable[str]) -> dict[str,
     A literal id must exist; a pattern may match nothing (its sources are optional). A document that
     lands in two splits is an error, so a broad train pattern can never leak dev/test documents.
     """
-    splits = yaml.safe_load(Path(splits_yaml).read_text(encoding="utf-8")) or {}
-    known = sorted(set(doc_ids))
+    known = set(doc_ids)
     out: dict[str, list[str]] = {}
     owner: dict[str, str] = {}
-    for name, entries in splits.items():
+    for name, entries in load_splits(splits_yaml).items():
         ids: list[str] = []
-        for entry in entries or []:
-            entry = str(entry)
-            if any(c in entry for c in "*?["):
-                matched = [d for d in known if fnmatch.fnmatchcase(d, entry)]
-            elif entry in known:
-                matched = [entry]
-            else:
+        for entry in entries:
+            if not is_pattern(entry) and entry not in known:
                 raise KeyError(f"{splits_yaml}: split {name!r} names an unknown document {entry!r}")
+            matched = expand(entry, known)
             for d in matched:
                 if d in owner and owner[d] != name:
                     raise ValueError(f"{splits_yaml}: document {d!r} is in both {owner[d]!r} and {name!r}")
@@ -225,28 +219,55 @@ def align_labels(offsets: Sequence[Optional[tuple[int, int]]], char_tags: Sequen
     return labels
 
 
+def perturb_numbers(text: str, tags: Sequence[Optional[str]], rng) -> str:
+    """`text` with the ASCII digits inside tagged spans replaced by random ones (same length, so tags
+    still align; a run keeps a non-zero lead digit). Teaches that a claim's cue and unit, not its
+    value, decide its label."""
+    chars = list(text)
+    prev_digit = False
+    for i, (c, t) in enumerate(zip(chars, tags)):
+        if "0" <= c <= "9" and t and t != "O":
+            chars[i] = str(rng.randint(0 if prev_digit else 1, 9))
+            prev_digit = True
+        else:
+            prev_digit = "0" <= c <= "9"
+    return "".join(chars)
+
+
 def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len: int = 256,
-                 stride: int = 64) -> list[dict]:
-    """Training examples (one per window) of one annotated document."""
+                 stride: int = 64, augment: int = 0, rng=None) -> list[dict]:
+    """Training examples (one per window) of one annotated document, plus `augment` copies with
+    perturbed claim values of every window that holds a span."""
+    import random
+
+    rng = rng or random.Random(0)
     view, tags = doc_view_tags(doc)
     out = []
     for s, e in fit_windows(view.text, tokenizer, max_len, stride):
         win_tags = tags[s:e]
         if all(t is None for t in win_tags):
             continue  # a window wholly inside an ignored table teaches nothing
-        enc = encode_window(tokenizer, view.text[s:e], max_len)
-        labels = align_labels(enc["offsets"], win_tags, label2id)
-        out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels,
-                    "doc_id": doc.doc_id, "start": s, "end": e})
+        texts = [view.text[s:e]]
+        if augment and any(t and t != "O" for t in win_tags):
+            texts += [perturb_numbers(texts[0], win_tags, rng) for _ in range(augment)]
+        for k, text in enumerate(texts):
+            enc = encode_window(tokenizer, text, max_len)
+            labels = align_labels(enc["offsets"], win_tags, label2id)
+            out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels,
+                        "doc_id": doc.doc_id, "start": s, "end": e, "copy": k})
     return out
 
 
 def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | None = None, max_len: int = 256,
-                  stride: int = 64):
-    """A `datasets.Dataset` of windows (input_ids, attention_mask, labels, doc_id, start, end)."""
+                  stride: int = 64, augment: int = 0, seed: int = 0):
+    """A `datasets.Dataset` of windows (input_ids, attention_mask, labels, doc_id, start, end, copy);
+    copy > 0 marks an augmented window (see `perturb_numbers`)."""
+    import random
+
     from datasets import Dataset
 
     label2id = (labels or default_labels()).label2id
-    rows = [ex for doc in docs for ex in doc_examples(doc, tokenizer, label2id, max_len, stride)]
-    cols = ["input_ids", "attention_mask", "labels", "doc_id", "start", "end"]
+    rng = random.Random(seed)
+    rows = [ex for doc in docs for ex in doc_examples(doc, tokenizer, label2id, max_len, stride, augment, rng)]
+    cols = ["input_ids", "attention_mask", "labels", "doc_id", "start", "end", "copy"]
     return Dataset.from_dict({c: [r[c] for r in rows] for c in cols})

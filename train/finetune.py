@@ -50,6 +50,11 @@ DEFAULTS: dict[str, Any] = {
     "num_threads": None,
     "progress": True,
     "silver": [],
+    "augment": 0,
+    "o_weight": 1.0,
+    "rare_label_min": 0,
+    "eval_every": 1,
+    "anchor": False,
 }
 
 
@@ -131,6 +136,28 @@ def evaluate(tagger, docs: Sequence) -> dict:
 
 
 # -- training -------------------------------------------------------------------------------------
+def oversample_rare(rows: list[dict], labels, min_spans: int) -> list[dict]:
+    """Extra copies of the windows holding a label with fewer than `min_spans` B- tags in `rows`,
+    so that every label is seen about `min_spans` times per epoch (rare metrics otherwise drown in
+    POSTS_PUBLISHED)."""
+    if min_spans <= 0:
+        return []
+    b_ids = {labels.label2id[f"B-{name}"]: name for name in labels.names}
+    counts: dict[str, int] = {}
+    holders: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        for lab in set(r["labels"]):
+            if lab in b_ids:
+                counts[b_ids[lab]] = counts.get(b_ids[lab], 0) + r["labels"].count(lab)
+                holders.setdefault(b_ids[lab], []).append(i)
+    extra: list[dict] = []
+    for name, n in sorted(counts.items()):
+        if 0 < n < min_spans:
+            reps = min(8, -(-min_spans // n) - 1)
+            extra += [rows[i] for i in holders[name] for _ in range(reps)]
+    return extra
+
+
 def _collate(rows: list[dict], pad_id: int):
     import torch
 
@@ -205,13 +232,18 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
     if max_pos and max_len > max_pos:
         raise ValueError(f"max_len {max_len} exceeds the model's {max_pos} positions")
     for k, v in {"govfacts_max_len": max_len, "govfacts_stride": stride, "govfacts_labels_version": labels.version,
-                 "govfacts_base_model": str(cfg["base_model"]), "govfacts_temperature": 1.0}.items():
+                 "govfacts_base_model": str(cfg["base_model"]), "govfacts_temperature": 1.0,
+                 "govfacts_anchor": bool(cfg["anchor"])}.items():
         setattr(model.config, k, v)
 
-    data = build_dataset(train_docs, tokenizer, labels, max_len, stride)
+    data = build_dataset(train_docs, tokenizer, labels, max_len, stride, augment=int(cfg["augment"]),
+                         seed=int(cfg["seed"]))
     if len(data) == 0:
         raise ValueError("the train split yields no training windows")
     rows = [{"input_ids": r["input_ids"], "attention_mask": r["attention_mask"], "labels": r["labels"]} for r in data]
+    rows += oversample_rare(rows, labels, int(cfg["rare_label_min"]))
+    class_weight = torch.ones(len(labels.bio_tags))
+    class_weight[labels.label2id["O"]] = float(cfg["o_weight"])
     bs = int(cfg["batch_size"])
     steps_per_epoch = math.ceil(len(rows) / bs)
     total = int(cfg["epochs"]) * steps_per_epoch
@@ -238,7 +270,9 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
                    disable=not cfg["progress"], dynamic_ncols=True, leave=False)
         for b in bar:
             ids, mask, lab = _collate([rows[i] for i in order[b:b + bs]], pad_id)
-            loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
+                                                     weight=class_weight, ignore_index=IGNORE_INDEX)
             loss.backward()
             if cfg["max_grad_norm"]:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg["max_grad_norm"]))
@@ -255,6 +289,9 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
                 stopped = "max_minutes"
                 break
         bar.close()
+        last = stopped != "completed" or step >= total or epoch == int(cfg["epochs"])
+        if not last and epoch % max(1, int(cfg["eval_every"])):
+            continue
         model.eval()
         ev = evaluate(tagger, dev_docs) if dev_docs else {"precision": 0.0, "recall": 0.0, "f1": 0.0,
                                                            "loss": 0.0, "per_label": {}}

@@ -225,10 +225,12 @@ def excluded_doc_ids(cfg: dict) -> set[str]:
     ids = set(cfg.get("exclude_doc_ids") or [])
     split = cfg.get("exclude_split")
     if split:
-        splits = yaml.safe_load(_abs(cfg["splits_file"]).read_text(encoding="utf-8")) or {}
+        from govfacts.splits import load_splits
+
+        splits = load_splits(_abs(cfg["splits_file"]))
         if split not in splits:
             raise ValueError(f"split {split!r} not found in {cfg['splits_file']}")
-        ids |= set(splits[split] or [])
+        ids |= set(splits[split])
     return ids
 
 
