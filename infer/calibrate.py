@@ -52,6 +52,7 @@ class TemperatureFit:
     grid: list[dict] = field(default_factory=list)
     config: Optional[str] = None  # the config.json written, if any
     int8: Optional[dict] = None  # check_int8() result, when run
+    min_score: Optional[dict] = None  # fit_min_score() result, when run
 
     def __float__(self) -> float:
         return float(self.temperature)
@@ -60,6 +61,8 @@ class TemperatureFit:
         d = asdict(self)
         for k in ("calibration_before", "calibration_after", "grid"):
             d.pop(k)
+        if d.get("min_score"):
+            d["min_score"] = {k: v for k, v in d["min_score"].items() if k != "grid"}
         return d
 
 
@@ -86,7 +89,47 @@ def score_at(tagger, views, batches, docs, temperature: float) -> dict:
     else:
         nll = None
     return {"temperature": temperature, "nll": nll, "calibration": calibration(matches),
-            "f1": 2 * p * r / (p + r) if p + r else 0.0, "spans": len(matches)}
+            "f1": 2 * p * r / (p + r) if p + r else 0.0, "spans": len(matches), "conf": conf, "ok": ok,
+            "n_gold": n_gold}
+
+
+def best_min_score(conf: np.ndarray, ok: np.ndarray, n_gold: int,
+                   grid: Sequence[float] = tuple(np.round(np.arange(0.0, 0.91, 0.05), 2))) -> dict:
+    """The score threshold that maximises exact-span F1 of the kept spans (the lowest on ties)."""
+    rows = []
+    for t in grid:
+        keep = conf >= t
+        tp, n = float(ok[keep].sum()), int(keep.sum())
+        p = tp / n if n else 0.0
+        r = tp / n_gold if n_gold else 0.0
+        rows.append({"min_score": float(t), "f1": 2 * p * r / (p + r) if p + r else 0.0, "spans": n})
+    best = max(rows, key=lambda r: (round(r["f1"], 9), -r["min_score"]))
+    return {**best, "grid": rows}
+
+
+def fit_min_score(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None) -> dict:
+    """Choose `govfacts_min_score` on dev at the tagger's current temperature; set it on the tagger
+    and, with `write`, in config.json. Spans below it are more often wrong than worth keeping."""
+    from govfacts.factsio import atomic_path
+    from govfacts.textview import build_view
+
+    views = [build_view(d.text) for d in dev_docs]
+    old, tagger.min_score = tagger.min_score, 0.0
+    try:
+        row = score_at(tagger, views, list(tagger.window_logits(views)), dev_docs, float(tagger.temperature))
+    finally:
+        tagger.min_score = old
+    best = best_min_score(row["conf"], row["ok"], row["n_gold"])
+    best["f1_without"] = row["f1"]
+    tagger.min_score = best["min_score"]
+    target = Path(model_dir) if model_dir else (Path(tagger.source) if getattr(tagger, "source", None) else None)
+    if write and target is not None and (target / "config.json").exists():
+        path = target / "config.json"
+        conf = json.loads(path.read_text(encoding="utf-8"))
+        conf["govfacts_min_score"] = best["min_score"]
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return best
 
 
 def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_GRID, write: bool = True,
@@ -103,6 +146,7 @@ def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_
     views = [build_view(d.text) for d in dev_docs]
     batches = list(tagger.window_logits(views))  # the model runs once; every T re-merges these
     current = float(tagger.temperature)
+    kept_min_score, tagger.min_score = tagger.min_score, 0.0  # T is fitted on every decoded span
     base = score_at(tagger, views, batches, dev_docs, current)
     rows = [base]
     for t in sorted(set(grid) - {current}):
@@ -126,6 +170,7 @@ def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_
         grid=[{k: r[k] for k in ("temperature", "nll", "f1", "spans")} | {"ece": r["calibration"]["ece"]}
               for r in sorted(rows, key=lambda r: r["temperature"])])
     tagger.temperature = fit.temperature
+    tagger.min_score = kept_min_score
     target = Path(model_dir) if model_dir else (Path(tagger.source) if getattr(tagger, "source", None) else None)
     if write and target is not None and (target / "config.json").exists():
         write_temperature(target, fit)
@@ -206,6 +251,7 @@ def calibrate(model_dir: str | Path, annotations: Optional[str | Path] = None, s
     docs = load_split(split, ann, Path(splits) if splits else ann / "splits.yaml")
     tagger = Tagger.from_pretrained(model_dir)
     fit = fit_temperature(tagger, docs, model_dir=model_dir)
+    fit.min_score = fit_min_score(tagger, docs, model_dir=model_dir)
     if int8:
         fit.int8 = check_int8(model_dir, docs)  # at the fitted temperature, now in config.json
     if out_dir:

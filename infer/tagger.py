@@ -31,7 +31,7 @@ class Tagger:
     def __init__(self, model, tokenizer, name: str = "tagger", version: str = "", max_len: Optional[int] = None,
                  stride: Optional[int] = None, temperature: Optional[float] = None, batch_size: int = 16,
                  num_threads: Optional[int] = None, score: str = "min", quantize: bool = False,
-                 anchor: Optional[bool] = None):
+                 anchor: Optional[bool] = None, min_score: Optional[float] = None):
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("the tagger needs a fast tokenizer (offset_mapping aligns tokens to chars)")
         self.model = model.eval()
@@ -49,6 +49,8 @@ class Tagger:
         self.score = score
         # quantity-anchored decoding (decode.anchor_spans): on when the model's config asks for it
         self.anchor = bool(getattr(cfg, "govfacts_anchor", False) if anchor is None else anchor)
+        # spans whose (calibrated) score is below this are dropped; fitted on dev by infer/calibrate.py
+        self.min_score = float(getattr(cfg, "govfacts_min_score", 0.0) if min_score is None else min_score)
         self.source: Optional[str] = None  # the directory / hub name it was loaded from
         self.quantized = False
         if quantize:
@@ -130,7 +132,7 @@ class Tagger:
     def decode_view(self, view: TextView, probs: np.ndarray, covered: np.ndarray) -> list[Span]:
         """Merged per-char probabilities of a view → raw Spans (whitespace trimmed from edges)."""
         _, found = decode(probs, self.tags, covered, how=self.score)
-        return self._spans_of(view, self._anchored(view, probs, covered, found))
+        return self._spans_of(view, self._postprocess(view, probs, covered, found))
 
     def decode_views(self, views: Sequence[TextView], view_probs: Sequence[tuple[np.ndarray, np.ndarray]]
                      ) -> list[list[Span]]:
@@ -144,13 +146,15 @@ class Tagger:
         out = []
         for view, (probs, covered), tag_ids in zip(views, lps, ids):
             found = spans_from_tags(tag_ids, self.tags, probs, covered, how=self.score)
-            out.append(self._spans_of(view, self._anchored(view, probs, covered, found)))
+            out.append(self._spans_of(view, self._postprocess(view, probs, covered, found)))
         return out
 
-    def _anchored(self, view: TextView, probs: np.ndarray, covered: np.ndarray, found):
-        if not self.anchor:
-            return found
-        return anchor_spans(found, probs, covered, self.tags, find_quantities(view.text))
+    def _postprocess(self, view: TextView, probs: np.ndarray, covered: np.ndarray, found):
+        if self.anchor:
+            found = anchor_spans(found, probs, covered, self.tags, find_quantities(view.text))
+        if self.min_score > 0:
+            found = [f for f in found if f[3] >= self.min_score]
+        return found
 
     @staticmethod
     def _spans_of(view: TextView, found) -> list[Span]:

@@ -109,3 +109,26 @@ def test_calibrate_command_writes_report(tiny, tmp_path):
     assert Extractor.from_pretrained(tiny).extractor.quantized is conf["govfacts_quantize"]
     assert Extractor.from_pretrained(tiny, quantize=False).extractor.quantized is False
     assert Extractor.from_pretrained(tiny, quantize=True).version.endswith("+int8")
+    # the score threshold chosen on dev is in the config and the loaded tagger applies it
+    assert conf["govfacts_min_score"] == rep["min_score"]["min_score"]
+    assert rep["min_score"]["f1"] >= rep["min_score"]["f1_without"] - 1e-9
+    from govfacts.infer.tagger import Tagger
+
+    t = Tagger.from_pretrained(tiny)
+    assert t.min_score == conf["govfacts_min_score"]
+    text = (ROOT / "data" / "samples" / "gov-pingtan-2012.txt").read_text(encoding="utf-8")
+    assert all(sp.score >= t.min_score for sp in t.spans(text))
+    all_spans = Tagger.from_pretrained(tiny, min_score=0.0).spans(text)
+    assert {(sp.start, sp.end) for sp in all_spans if sp.score >= t.min_score} == {(sp.start, sp.end) for sp in t.spans(text)}
+
+
+def test_best_min_score_by_hand():
+    import numpy as np
+
+    from govfacts.infer.calibrate import best_min_score
+
+    conf = np.array([0.9, 0.8, 0.3, 0.2, 0.1])
+    ok = np.array([1.0, 1.0, 0.0, 1.0, 0.0])
+    # 4 gold: keep all → P 3/5 R 3/4 F1 .667; ≥.15 → 3/4, 3/4: .75; ≥.25 → 2/3, 2/4: .571; ≥.35 → 1, .5: .667
+    best = best_min_score(conf, ok, 4, grid=(0.0, 0.15, 0.25, 0.35))
+    assert best["min_score"] == 0.15 and abs(best["f1"] - 0.75) < 1e-9 and best["spans"] == 4

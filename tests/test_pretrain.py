@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from govfacts.train.pretrain import (excluded_doc_ids, is_number_word, load_config, pretrain,
+from govfacts.train.pretrain import (corpus_files, corpus_weights, excluded_doc_ids, is_number_word, load_config, pretrain,
                                      whole_word_mask, word_spans, word_weights)
 
 from .conftest import ROOT, SAMPLES
@@ -168,4 +168,38 @@ def test_default_config_file_is_valid():
     assert (m["hidden_size"], m["num_hidden_layers"], m["num_attention_heads"], m["intermediate_size"],
             m["max_position_embeddings"]) == (256, 4, 4, 1024, 512)
     assert cfg["seq_len"] == 256 and cfg["mask_prob"] == 0.15 and cfg["max_minutes"] <= 60
-    assert cfg["corpus"] == ["data/samples/*.txt", "data/unlabeled/*.txt"]
+    weights = corpus_weights(cfg)
+    assert {f.parent.name for f in weights} == {"samples", "unlabeled", "pretrain"}
+    assert all(w == (1.0 if f.parent.name == "pretrain" else 5.0) for f, w in weights.items())
+    files, left_out = corpus_files(cfg)
+    assert "peoples-daily-199801" in {f.stem for f in files} and "hrss-zhengzhou-2017" in left_out
+
+
+def test_sample_weight_draws_windows_in_proportion():
+    from govfacts.train.pretrain import Doc, WindowSampler
+
+    class Tok:
+        cls_token_id, sep_token_id, pad_token_id, mask_token_id = 1, 2, 0, 3
+
+        def __len__(self):
+            return 50
+
+    docs = [Doc(name, "字" * 100, [10] * 100, [0], [(0, 100)], [1.0], w) for name, w in (("a", 1.0), ("b", 4.0))]
+    sampler = WindowSampler(docs, 34, Tok(), {"mask_prob": 0.15}, random.Random(0))
+    hits = {"a": 0, "b": 0}
+    for _ in range(2000):
+        hits[sampler.pick().doc_id] += 1
+    assert 3.2 < hits["b"] / hits["a"] < 4.8
+    assert len(sampler.window()[0]) == 34
+
+
+def test_peoples_daily_corpus_is_plain_text_as_the_manifest_says():
+    from govfacts.train.corpora import untag
+
+    assert untag("迈向/v  充满/v  [中央/n  人民/n  广播/vn  电台/n]nt  １/m  张/q") == "迈向充满中央人民广播电台１张"
+    path = ROOT / "data" / "pretrain" / "peoples-daily-199801.txt"
+    text = path.read_text(encoding="utf-8")
+    manifest = (ROOT / "data" / "pretrain" / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
+    row = next(line.split("\t") for line in manifest if line.startswith(path.name))
+    assert len(text.rstrip("\n")) == int(row[1])
+    assert "/v" not in text[:5000] and "江泽民" in text[:2000]

@@ -152,6 +152,7 @@ class Doc:
     starts: list[int]          # word start offsets (sorted)
     spans: list[tuple[int, int]]
     weights: list[float]
+    sample_weight: float = 1.0  # windows are drawn in proportion to length × sample_weight
 
 
 class WindowSampler:
@@ -164,14 +165,18 @@ class WindowSampler:
         self.cum = []
         total = 0
         for d in docs:
-            total += max(1, len(d.text))
+            total += max(1, round(len(d.text) * d.sample_weight))
             self.cum.append(total)
         self.cls, self.sep, self.pad, self.mask = (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id,
                                                    tok.mask_token_id)
         self.random_range = (len(SPECIALS), len(tok))
 
+    def pick(self) -> Doc:
+        """A document, drawn in proportion to length × sample_weight."""
+        return self.docs[bisect.bisect_right(self.cum, self.rng.randrange(self.cum[-1]))]
+
     def window(self) -> tuple[list[int], list[int]]:
-        d = self.docs[bisect.bisect_right(self.cum, self.rng.randrange(self.cum[-1]))]
+        d = self.pick()
         off = self.rng.randint(0, max(0, len(d.text) - self.width))
         end = min(len(d.text), off + self.width)
         first = max(0, bisect.bisect_right(d.starts, off) - 1)
@@ -234,17 +239,34 @@ def excluded_doc_ids(cfg: dict) -> set[str]:
     return ids
 
 
+def corpus_entries(cfg: dict) -> list[tuple[str, float]]:
+    """(glob, sample weight) per corpus entry: a plain glob, or {path: glob, weight: w} to draw a
+    source's windows more (w > 1) or less often than its length alone would."""
+    out = []
+    for entry in cfg["corpus"]:
+        if isinstance(entry, dict):
+            out.append((str(entry["path"]), float(entry.get("weight", 1.0))))
+        else:
+            out.append((str(entry), 1.0))
+    return out
+
+
+def corpus_weights(cfg: dict) -> dict[Path, float]:
+    """Sample weight per corpus file (the last entry naming a file wins)."""
+    return {Path(f): w for pattern, w in corpus_entries(cfg) for f in glob.glob(str(_abs(pattern)))}
+
+
 def corpus_files(cfg: dict) -> tuple[list[Path], list[str]]:
     """(files to train on, doc ids left out); the doc id is the file stem."""
     skip = excluded_doc_ids(cfg)
-    files = sorted({Path(f) for pattern in cfg["corpus"] for f in glob.glob(str(_abs(pattern)))})
+    files = sorted(corpus_weights(cfg))
     keep = [f for f in files if f.stem not in skip]
     if not keep:
         raise ValueError(f"no corpus files left from {cfg['corpus']} after excluding {sorted(skip)}")
     return keep, sorted(f.stem for f in files if f.stem in skip)
 
 
-def _make_docs(files: list[Path], tok, number_boost: float) -> list[Doc]:
+def _make_docs(files: list[Path], tok, number_boost: float, sample_weights: dict | None = None) -> list[Doc]:
     docs = []
     for f in files:
         text = build_view(f.read_text(encoding="utf-8-sig")).text
@@ -252,7 +274,7 @@ def _make_docs(files: list[Path], tok, number_boost: float) -> list[Doc]:
         assert len(ids) == len(text), f"tokenizer is not one-token-per-character on {f.name}"
         spans = word_spans(text)
         docs.append(Doc(f.stem, text, ids, [s for s, _ in spans], spans,
-                        word_weights(text, spans, number_boost)))
+                        word_weights(text, spans, number_boost), (sample_weights or {}).get(f, 1.0)))
     return docs
 
 
@@ -360,7 +382,7 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
     else:
         texts = [build_view(f.read_text(encoding="utf-8-sig")).text for f in files]
         tok = build_tokenizer(texts, _abs(cfg["tokenizer_dir"] or out))
-    docs = _make_docs(files, tok, cfg["number_boost"])
+    docs = _make_docs(files, tok, cfg["number_boost"], corpus_weights(cfg))
 
     torch.manual_seed(cfg["seed"])
     rng = random.Random(cfg["seed"])
