@@ -31,7 +31,8 @@ class Tagger:
     def __init__(self, model, tokenizer, name: str = "tagger", version: str = "", max_len: Optional[int] = None,
                  stride: Optional[int] = None, temperature: Optional[float] = None, batch_size: int = 16,
                  num_threads: Optional[int] = None, score: str = "min", quantize: bool = False,
-                 anchor: Optional[bool] = None, min_score: Optional[float] = None):
+                 anchor: Optional[bool] = None, min_score: Optional[float] = None,
+                 skip_plain: Optional[bool] = None):
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("the tagger needs a fast tokenizer (offset_mapping aligns tokens to chars)")
         self.model = model.eval()
@@ -51,6 +52,8 @@ class Tagger:
         self.anchor = bool(getattr(cfg, "govfacts_anchor", False) if anchor is None else anchor)
         # spans whose (calibrated) score is below this are dropped; fitted on dev by infer/calibrate.py
         self.min_score = float(getattr(cfg, "govfacts_min_score", 0.0) if min_score is None else min_score)
+        # read only sentences that may hold a claim (govfacts.claims); the rest is tagged O unread
+        self.skip_plain = bool(getattr(cfg, "govfacts_skip_plain", False) if skip_plain is None else skip_plain)
         self.source: Optional[str] = None  # the directory / hub name it was loaded from
         self.quantized = False
         if quantize:
@@ -186,12 +189,17 @@ class Tagger:
 
         from govfacts.train.dataset import encode_window, fit_windows
 
+        from govfacts.claims import claim_segments
+
         items = []  # (view index, start, end, encoding)
         for vi, view in enumerate(views):
             if not view.text:
                 continue
-            for s, e in fit_windows(view.text, self.tokenizer, self.max_len, self.stride):
-                items.append((vi, s, e, encode_window(self.tokenizer, view.text[s:e], self.max_len)))
+            segments = claim_segments(view.text) if self.skip_plain else [(0, len(view.text))]
+            for a, b in segments:
+                for s, e in fit_windows(view.text[a:b], self.tokenizer, self.max_len, self.stride):
+                    s, e = s + a, e + a
+                    items.append((vi, s, e, encode_window(self.tokenizer, view.text[s:e], self.max_len)))
         order = sorted(range(len(items)), key=lambda i: len(items[i][3]["input_ids"]), reverse=True)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         device = next(self.model.parameters(), torch.empty(0)).device
@@ -229,6 +237,17 @@ class Tagger:
                 p = torch.softmax(logits.float() / temp, dim=-1).cpu().numpy()
             for r, (vi, s, e, enc) in enumerate(batch):
                 self._merge(probs[vi], best[vi], p[r], enc["offsets"], s, e, len(views[vi].text))
+        if self.skip_plain:  # unread sentences are O for certain, not "unknown": no span runs through them
+            from govfacts.claims import claim_segments
+
+            o = self.tags.index("O")
+            for view, pr, bs in zip(views, probs, best):
+                unread = np.ones(len(view.text), dtype=bool)
+                for a, b in claim_segments(view.text):
+                    unread[a:b] = False
+                pr[unread] = 0.0
+                pr[unread, o] = 1.0
+                bs[unread] = 0
         return [(pr, bs >= 0) for pr, bs in zip(probs, best)]
 
     def _merge(self, probs: np.ndarray, best: np.ndarray, tok_probs: np.ndarray, offsets, s: int, e: int,

@@ -143,12 +143,36 @@ def test_batching_and_padding_do_not_change_probabilities(char_model, docs):
     from govfacts.infer.tagger import Tagger
 
     views = [build_view(docs[i].text) for i in ("gov-pingtan-2024", "hrss-jilin-province-2014")]
-    one = Tagger.from_pretrained(char_model, num_threads=1, batch_size=1).view_probs(views)
-    big = Tagger.from_pretrained(char_model, num_threads=1, batch_size=64).view_probs(views)
+    one = Tagger.from_pretrained(char_model, num_threads=1, batch_size=1, skip_plain=False).view_probs(views)
+    big = Tagger.from_pretrained(char_model, num_threads=1, batch_size=64, skip_plain=False).view_probs(views)
     for (p1, c1), (p2, c2) in zip(one, big):
         assert c1.all() and (c1 == c2).all()
         np.testing.assert_allclose(p1, p2, atol=1e-5)
         np.testing.assert_allclose(p1.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_skip_plain_reads_only_claim_segments(char_model, docs):
+    from govfacts.claims import claim_segments
+    from govfacts.infer.tagger import Tagger
+
+    conf = json.loads((char_model / "config.json").read_text(encoding="utf-8"))
+    assert conf["govfacts_skip_plain"] is True and conf["govfacts_anchor"] is True  # configs/finetune.yaml
+    view = build_view(docs["gov-pingtan-2024"].text)
+    segs = claim_segments(view.text)
+    inside = np.zeros(len(view.text), dtype=bool)
+    for a, b in segs:
+        inside[a:b] = True
+    assert 0.2 < inside.mean() < 0.95  # real prose: some sentences hold no claim
+    tagger = Tagger.from_pretrained(char_model, num_threads=1, min_score=0.0)
+    (probs, covered), = tagger.view_probs([view])
+    o = tagger.tags.index("O")
+    assert (probs[~inside, o] == 1.0).all()  # plain sentences are not read: O for certain
+    assert covered[np.array([not c.isspace() for c in view.text])].all()
+    windows = [(s, e) for batch, _ in tagger.window_logits([view]) for _, s, e, _ in batch]
+    assert all(any(a <= s and e <= b for a, b in segs) for s, e in windows)  # no window crosses a plain sentence
+    for span in tagger.spans(view.raw):
+        vs, ve = view.from_raw(span.start, span.end)
+        assert inside[vs:ve].all()
 
 
 def test_temperature_flattens(char_model, docs):

@@ -235,15 +235,20 @@ def perturb_numbers(text: str, tags: Sequence[Optional[str]], rng) -> str:
 
 
 def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len: int = 256,
-                 stride: int = 64, augment: int = 0, rng=None) -> list[dict]:
+                 stride: int = 64, augment: int = 0, rng=None, skip_plain: bool = False) -> list[dict]:
     """Training examples (one per window) of one annotated document, plus `augment` copies with
-    perturbed claim values of every window that holds a span."""
+    perturbed claim values of every window that holds a span. With `skip_plain`, windows are cut
+    from the claim segments only, as the tagger reads them then (govfacts.claims)."""
     import random
+
+    from govfacts.claims import claim_segments
 
     rng = rng or random.Random(0)
     view, tags = doc_view_tags(doc)
     out = []
-    for s, e in fit_windows(view.text, tokenizer, max_len, stride):
+    segments = claim_segments(view.text) if skip_plain else [(0, len(view.text))]
+    windows = [(s + a, e + a) for a, b in segments for s, e in fit_windows(view.text[a:b], tokenizer, max_len, stride)]
+    for s, e in windows:
         win_tags = tags[s:e]
         if all(t is None for t in win_tags):
             continue  # a window wholly inside an ignored table teaches nothing
@@ -259,7 +264,7 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
 
 
 def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | None = None, max_len: int = 256,
-                  stride: int = 64, augment: int = 0, seed: int = 0):
+                  stride: int = 64, augment: int = 0, seed: int = 0, skip_plain: bool = False):
     """A `datasets.Dataset` of windows (input_ids, attention_mask, labels, doc_id, start, end, copy);
     copy > 0 marks an augmented window (see `perturb_numbers`)."""
     import random
@@ -268,6 +273,7 @@ def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | No
 
     label2id = (labels or default_labels()).label2id
     rng = random.Random(seed)
-    rows = [ex for doc in docs for ex in doc_examples(doc, tokenizer, label2id, max_len, stride, augment, rng)]
+    rows = [ex for doc in docs for ex in doc_examples(doc, tokenizer, label2id, max_len, stride, augment, rng,
+                                                      skip_plain)]
     cols = ["input_ids", "attention_mask", "labels", "doc_id", "start", "end", "copy"]
     return Dataset.from_dict({c: [r[c] for r in rows] for c in cols})

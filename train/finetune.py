@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "rare_label_min": 0,
     "eval_every": 1,
     "anchor": False,
+    "skip_plain": False,
 }
 
 
@@ -233,11 +234,11 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
         raise ValueError(f"max_len {max_len} exceeds the model's {max_pos} positions")
     for k, v in {"govfacts_max_len": max_len, "govfacts_stride": stride, "govfacts_labels_version": labels.version,
                  "govfacts_base_model": str(cfg["base_model"]), "govfacts_temperature": 1.0,
-                 "govfacts_anchor": bool(cfg["anchor"])}.items():
+                 "govfacts_anchor": bool(cfg["anchor"]), "govfacts_skip_plain": bool(cfg["skip_plain"])}.items():
         setattr(model.config, k, v)
 
     data = build_dataset(train_docs, tokenizer, labels, max_len, stride, augment=int(cfg["augment"]),
-                         seed=int(cfg["seed"]))
+                         seed=int(cfg["seed"]), skip_plain=bool(cfg["skip_plain"]))
     if len(data) == 0:
         raise ValueError("the train split yields no training windows")
     rows = [{"input_ids": r["input_ids"], "attention_mask": r["attention_mask"], "labels": r["labels"]} for r in data]

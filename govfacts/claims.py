@@ -1,0 +1,35 @@
+"""Where a fact can be: the label contract knows only numeric claims and zero claims.
+
+A numeric claim holds a number (Arabic digits, or Chinese numerals with a classifier); a zero claim
+holds a negation cue (没有/未/无/不 …). A sentence with neither holds no fact by definition, so the
+tagger need not read it (`Tagger(skip_plain=True)`): on real reports about half the text.
+"""
+from __future__ import annotations
+
+import re
+
+from govfacts.quantity import QUANTITY_RX
+
+SENT_ENDS = "。！？；!?;\n"
+NEGATION = re.compile(r"没有|沒有|未|无|無|不|零")
+_DIGIT = re.compile(r"[0-9０-９]")
+_SPLIT = re.compile(r"(?<=[" + re.escape(SENT_ENDS) + r"])")
+
+
+def may_hold_claim(sentence: str) -> bool:
+    return bool(_DIGIT.search(sentence) or NEGATION.search(sentence) or QUANTITY_RX.search(sentence))
+
+
+def claim_segments(text: str) -> list[tuple[int, int]]:
+    """[start, end) runs of consecutive sentences that may hold a claim (neighbours merged)."""
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for sent in _SPLIT.split(text):
+        end = pos + len(sent)
+        if sent and may_hold_claim(sent):
+            if out and out[-1][1] == pos:
+                out[-1] = (out[-1][0], end)
+            else:
+                out.append((pos, end))
+        pos = end
+    return out
