@@ -1,8 +1,16 @@
-"""Ablation of the tagger: rules vs tagger from random init vs tagger from our pretrained base, and the
-explicit tagger+rules ensemble. Fine-tunes the variants (configs/finetune.yaml settings), scores each on
-the dev and test splits and writes runs/ablation/ablation.json + ablation.md.
+"""Ablation of the tagger, every variant fine-tuned with configs/finetune.yaml and calibrated on dev
+(temperature + score threshold, infer/calibrate.py) the same way, then scored on dev and test:
 
-    .venv/bin/python bench/ablation.py [--skip-train] [--set KEY=VALUE ...]
+* rules (baseline);
+* tagger from a randomly initialised encoder (same architecture and tokenizer as the base);
+* tagger from each pretrained base given with --base NAME=DIR (default: models/govfacts-base-zh);
+* decoding ablations of the first pretrained variant: without quantity anchoring, reading every
+  sentence (no claim segments), and neither;
+* explicit ensembles in both orders (`A+B`: A decides, B only fills gaps).
+
+    .venv/bin/python bench/ablation.py [--base NAME=DIR ...] [--skip-train] [--set KEY=VALUE ...]
+
+Writes runs/ablation/ablation.json and ablation.md (a markdown table for the model card).
 """
 from __future__ import annotations
 
@@ -30,61 +38,77 @@ def random_base(base: Path, out: Path, seed: int = 0) -> Path:
     return out
 
 
+def scores(docs, extractor) -> dict:
+    from govfacts.train.evaluate import evaluate_predictions, predict
+
+    r = evaluate_predictions(docs, predict(extractor, docs))
+    return {"entity_micro_f1": r["entity"]["micro avg"]["f1-score"],
+            "entity_macro_f1": r["entity"]["macro avg"]["f1-score"],
+            "fact_precision": r["fact"]["precision"], "fact_recall": r["fact"]["recall"], "fact_f1": r["fact"]["f1"],
+            "ece": r["calibration"]["ece"],
+            "per_label_entity_f1": {k: v["f1-score"] for k, v in r["entity"].items() if k.isupper()},
+            "support": {k: v["support"] for k, v in r["entity"].items() if k.isupper()}}
+
+
 def main() -> None:
+    from govfacts.infer.calibrate import calibrate
     from govfacts.infer.ensemble import EnsembleExtractor
     from govfacts.infer.rules import RuleExtractor
     from govfacts.infer.tagger import Tagger
-    from govfacts.train.evaluate import evaluate_predictions, load_gold, predict
+    from govfacts.train.evaluate import load_gold
     from govfacts.train.finetune import finetune
 
     ap = argparse.ArgumentParser()
+    ap.add_argument("--base", action="append", default=[], help="NAME=DIR of a pretrained base (repeatable)")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--set", action="append", default=[])
     args = ap.parse_args()
     over = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}
     RUNS.mkdir(parents=True, exist_ok=True)
-    base = MODELS / "govfacts-base-zh"
-    variants = {"tagger-random-init": RUNS / "random-base", "tagger-pretrained": base}
+    bases = dict(b.split("=", 1) for b in args.base) or {"pretrained": str(MODELS / "govfacts-base-zh")}
+    first = next(iter(bases.values()))
+    variants = {f"tagger-{name}": Path(d) for name, d in bases.items()}
+    variants["tagger-random-init"] = RUNS / "random-base"
     timing = {}
     if not args.skip_train:
-        random_base(base, RUNS / "random-base")
+        random_base(Path(first), RUNS / "random-base")
         for name, b in variants.items():
             t0 = time.time()
             finetune(None, {**over, "base_model": str(b), "output_dir": str(RUNS / name)})
+            calibrate(RUNS / name, int8=False)
             timing[name] = round(time.time() - t0, 1)
     rules = RuleExtractor()
     extractors = {"rules": rules}
+    main_name = next(iter(variants))
     for name in variants:
         tg = Tagger.from_pretrained(RUNS / name)
         extractors[name] = tg
-        extractors[f"{name}+rules-ensemble"] = EnsembleExtractor(tg, rules)
+        if name == main_name:
+            extractors[f"{name}, no anchoring"] = Tagger.from_pretrained(RUNS / name, anchor=False)
+            extractors[f"{name}, every sentence read"] = Tagger.from_pretrained(RUNS / name, skip_plain=False)
+            extractors[f"{name}, neither"] = Tagger.from_pretrained(RUNS / name, anchor=False, skip_plain=False)
+        extractors[f"{name}+rules"] = EnsembleExtractor(tg, rules)
+        extractors[f"rules+{name}"] = EnsembleExtractor(rules, tg)
     results = {"timing_seconds": timing, "splits": {}}
     for split in ("dev", "test"):
         docs, _ = load_gold([ANNOTATIONS], split)
-        results["splits"][split] = {}
-        for name, ex in extractors.items():
-            r = evaluate_predictions(docs, predict(ex, docs))
-            results["splits"][split][name] = {
-                "entity_micro_f1": r["entity"]["micro avg"]["f1-score"],
-                "entity_macro_f1": r["entity"]["macro avg"]["f1-score"],
-                "fact_precision": r["fact"]["precision"], "fact_recall": r["fact"]["recall"], "fact_f1": r["fact"]["f1"],
-                "ece": r["calibration"]["ece"],
-                "per_label_entity_f1": {k: v["f1-score"] for k, v in r["entity"].items() if k.isupper()},
-                "support": {k: v["support"] for k, v in r["entity"].items() if k.isupper()}}
+        results["splits"][split] = {name: scores(docs, ex) for name, ex in extractors.items()}
     (RUNS / "ablation.json").write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
-    lines = ["| variant | dev entity F1 | dev fact F1 | test entity F1 (micro) | test entity F1 (macro) | test fact P | "
-             "test fact R | test fact F1 |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | dev fact F1 | test entity F1 (micro) | test entity F1 (macro) | test fact P | "
+             "test fact R | test fact F1 | test ECE |", "|---|---|---|---|---|---|---|---|"]
     for name in extractors:
         d, t = results["splits"]["dev"][name], results["splits"]["test"][name]
-        lines.append(f"| {name} | {d['entity_micro_f1']:.3f} | {d['fact_f1']:.3f} | {t['entity_micro_f1']:.3f} | "
-                     f"{t['entity_macro_f1']:.3f} | {t['fact_precision']:.3f} | {t['fact_recall']:.3f} | {t['fact_f1']:.3f} |")
-    labels = sorted(results["splits"]["test"]["rules"]["per_label_entity_f1"])
+        ece = "–" if t["ece"] is None else f"{t['ece']:.3f}"
+        lines.append(f"| {name} | {d['fact_f1']:.3f} | {t['entity_micro_f1']:.3f} | {t['entity_macro_f1']:.3f} | "
+                     f"{t['fact_precision']:.3f} | {t['fact_recall']:.3f} | {t['fact_f1']:.3f} | {ece} |")
+    cols = ["rules", *variants]
+    labels = sorted(set().union(*(results["splits"]["test"][n]["support"] for n in cols)))
     lines += ["", "Test entity F1 per label (seqeval strict):", "",
-              "| label | support | " + " | ".join(extractors) + " |", "|---|---|" + "---|" * len(extractors)]
+              "| label | support | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for lab in labels:
         sup = int(results["splits"]["test"]["rules"]["support"].get(lab, 0))
         lines.append(f"| {lab} | {sup} | " + " | ".join(
-            f"{results['splits']['test'][n]['per_label_entity_f1'].get(lab, 0):.3f}" for n in extractors) + " |")
+            f"{results['splits']['test'][n]['per_label_entity_f1'].get(lab, 0):.3f}" for n in cols) + " |")
     (RUNS / "ablation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
