@@ -18,6 +18,7 @@ import numpy as np
 
 from govfacts.infer.decode import (allowed_transitions, anchor_spans, char_log_probs, continuation_matrix,
                                    decode, spans_from_tags)
+from govfacts.infer.words import snap_free_spans
 from govfacts.quantity import find_quantities
 from govfacts.records import Span
 from govfacts.textview import TextView, build_view
@@ -154,7 +155,9 @@ class Tagger:
 
     def _postprocess(self, view: TextView, probs: np.ndarray, covered: np.ndarray, found):
         if self.anchor:
-            found = anchor_spans(found, probs, covered, self.tags, find_quantities(view.text))
+            candidates = find_quantities(view.text)
+            found = snap_free_spans(view.text, found, candidates)
+            found = anchor_spans(found, probs, covered, self.tags, candidates)
         if self.min_score > 0:
             found = [f for f in found if f[3] >= self.min_score]
         return found

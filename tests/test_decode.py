@@ -166,3 +166,20 @@ def test_anchor_uses_only_covered_chars():
     probs = rows({BA: .8}, {O: .99}, {IA: .8})
     out = anchor_spans([], probs, np.array([True, False, True]), TAGS, [(0, 3)])
     assert [(s, e, lab) for s, e, lab, _ in out] == [(0, 3, "A")]
+
+
+def test_zero_claim_fragments_snap_to_whole_words():
+    from govfacts.infer.words import snap_free_spans, snap_to_words
+
+    t = "未收到有关政府信息公开的申请，收到1份行政复议申请。没有发生行政复议和诉讼。"
+    frag = t.index("政府信息公开的申")
+    assert t.__getitem__(slice(*snap_to_words(t, frag, frag + 8))) == "政府信息公开的申请"
+    i = t.rindex("行政复议")
+    found = [(i, i + 1, "RECONSIDERATIONS", 0.3), (i + 1, i + 4, "RECONSIDERATIONS", 0.6),
+             (t.index("诉讼"), t.index("诉讼") + 1, "LAWSUITS", 0.5), (t.index("1份"), t.index("1份") + 1, "X", 0.9)]
+    out = snap_free_spans(t, found, [(t.index("1份"), t.index("1份") + 2)])
+    assert [(t[s:e], lab, sc) for s, e, lab, sc in out] == [
+        ("1", "X", 0.9), ("行政复议", "RECONSIDERATIONS", 0.6), ("诉讼", "LAWSUITS", 0.5)]
+    # a span never grows across a sentence end
+    s, e = snap_to_words("复议。诉讼", 3, 4)
+    assert (s, e) == (3, 5)
