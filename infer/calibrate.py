@@ -53,6 +53,7 @@ class TemperatureFit:
     config: Optional[str] = None  # the config.json written, if any
     int8: Optional[dict] = None  # check_int8() result, when run
     min_score: Optional[dict] = None  # fit_min_score() result, when run
+    platt: Optional[dict] = None  # fit_platt() result, when run
 
     def __float__(self) -> float:
         return float(self.temperature)
@@ -63,6 +64,8 @@ class TemperatureFit:
             d.pop(k)
         if d.get("min_score"):
             d["min_score"] = {k: v for k, v in d["min_score"].items() if k != "grid"}
+        if d.get("platt"):
+            d["platt"] = {k: v for k, v in d["platt"].items() if not k.startswith("calibration")}
         return d
 
 
@@ -107,6 +110,62 @@ def best_min_score(conf: np.ndarray, ok: np.ndarray, n_gold: int,
     return {**best, "grid": rows}
 
 
+def platt_fit(conf: np.ndarray, ok: np.ndarray, l2: float = 1e-2, iters: int = 50) -> tuple[float, float]:
+    """(a, b) of P(right) = sigmoid(a·logit(conf) + b) by Newton's method on the log-likelihood, with a
+    small pull towards the identity (a=1, b=0) so that a few dev spans cannot produce wild maps."""
+    x = np.log(np.clip(conf, 1e-6, 1 - 1e-6) / (1 - np.clip(conf, 1e-6, 1 - 1e-6)))
+    X = np.stack([x, np.ones_like(x)], axis=1)
+    w = np.array([1.0, 0.0])
+    prior = np.array([1.0, 0.0])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(X @ w)))
+        grad = X.T @ (p - ok) + l2 * len(x) * (w - prior)
+        hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * len(x) * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w = w - step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(w[0]), float(w[1])
+
+
+def fit_platt(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None) -> dict:
+    """Platt-scale the span scores on dev at the tagger's temperature (`govfacts_platt` in config.json).
+
+    Temperature scaling moves every character's distribution alike; a span score (the weakest
+    character's label mass) is then still over- or under-confident as a whole. A 2-parameter
+    monotone map fitted on dev spans corrects that without changing which spans are found."""
+    from govfacts.factsio import atomic_path
+    from govfacts.textview import build_view
+
+    views = [build_view(d.text) for d in dev_docs]
+    batches = list(tagger.window_logits(views))
+    old = (tagger.min_score, tagger.platt)
+    tagger.min_score, tagger.platt = 0.0, None
+    try:
+        raw = score_at(tagger, views, batches, dev_docs, float(tagger.temperature))
+        a, b = platt_fit(raw["conf"], raw["ok"])
+        tagger.platt = (a, b)
+        after = score_at(tagger, views, batches, dev_docs, float(tagger.temperature))
+    finally:
+        tagger.min_score = old[0]
+    out = {"a": a, "b": b, "ece_before": raw["calibration"]["ece"], "ece_after": after["calibration"]["ece"],
+           "nll_before": raw["nll"], "nll_after": after["nll"], "spans": raw["spans"],
+           "calibration_before": raw["calibration"], "calibration_after": after["calibration"]}
+    if after["nll"] is None or raw["nll"] is None or after["nll"] > raw["nll"]:
+        tagger.platt = old[1]
+        out["kept"] = False
+        return out
+    out["kept"] = True
+    target = Path(model_dir) if model_dir else (Path(tagger.source) if getattr(tagger, "source", None) else None)
+    if write and target is not None and (target / "config.json").exists():
+        path = target / "config.json"
+        conf = json.loads(path.read_text(encoding="utf-8"))
+        conf["govfacts_platt"] = [a, b]
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
 def fit_min_score(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None) -> dict:
     """Choose `govfacts_min_score` on dev at the tagger's current temperature; set it on the tagger
     and, with `write`, in config.json. Spans below it are more often wrong than worth keeping."""
@@ -147,6 +206,7 @@ def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_
     batches = list(tagger.window_logits(views))  # the model runs once; every T re-merges these
     current = float(tagger.temperature)
     kept_min_score, tagger.min_score = tagger.min_score, 0.0  # T is fitted on every decoded span
+    kept_platt, tagger.platt = tagger.platt, None  # ... and on the raw span scores
     base = score_at(tagger, views, batches, dev_docs, current)
     rows = [base]
     for t in sorted(set(grid) - {current}):
@@ -171,6 +231,7 @@ def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_
               for r in sorted(rows, key=lambda r: r["temperature"])])
     tagger.temperature = fit.temperature
     tagger.min_score = kept_min_score
+    tagger.platt = kept_platt
     target = Path(model_dir) if model_dir else (Path(tagger.source) if getattr(tagger, "source", None) else None)
     if write and target is not None and (target / "config.json").exists():
         write_temperature(target, fit)
@@ -235,8 +296,11 @@ def reliability(fit: TemperatureFit) -> bytes:
     """Reliability diagram (PNG) of dev span confidence before and after the fit."""
     from govfacts.train.report import reliability_png
 
-    return reliability_png({f"T={fit.previous:g} (before)": {"calibration": fit.calibration_before},
-                            f"T={fit.temperature:g} (fitted)": {"calibration": fit.calibration_after}})
+    curves = {f"T={fit.previous:g} (before)": {"calibration": fit.calibration_before},
+              f"T={fit.temperature:g} (fitted)": {"calibration": fit.calibration_after}}
+    if fit.platt and fit.platt.get("kept"):
+        curves[f"T={fit.temperature:g} + Platt"] = {"calibration": fit.platt["calibration_after"]}
+    return reliability_png(curves)
 
 
 def calibrate(model_dir: str | Path, annotations: Optional[str | Path] = None, splits: Optional[str | Path] = None,
@@ -251,6 +315,7 @@ def calibrate(model_dir: str | Path, annotations: Optional[str | Path] = None, s
     docs = load_split(split, ann, Path(splits) if splits else ann / "splits.yaml")
     tagger = Tagger.from_pretrained(model_dir)
     fit = fit_temperature(tagger, docs, model_dir=model_dir)
+    fit.platt = fit_platt(tagger, docs, model_dir=model_dir)
     fit.min_score = fit_min_score(tagger, docs, model_dir=model_dir)
     if int8:
         fit.int8 = check_int8(model_dir, docs)  # at the fitted temperature, now in config.json

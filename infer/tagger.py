@@ -10,6 +10,7 @@ spans go back to raw offsets through the view.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Optional, Sequence
@@ -53,6 +54,8 @@ class Tagger:
         self.anchor = bool(getattr(cfg, "govfacts_anchor", False) if anchor is None else anchor)
         # spans whose (calibrated) score is below this are dropped; fitted on dev by infer/calibrate.py
         self.min_score = float(getattr(cfg, "govfacts_min_score", 0.0) if min_score is None else min_score)
+        # Platt scaling of span scores, (a, b): p = sigmoid(a·logit(score) + b); fitted on dev
+        self.platt: Optional[tuple[float, float]] = tuple(getattr(cfg, "govfacts_platt", None) or ()) or None
         # read only sentences that may hold a claim (govfacts.claims); the rest is tagged O unread
         self.skip_plain = bool(getattr(cfg, "govfacts_skip_plain", False) if skip_plain is None else skip_plain)
         self.source: Optional[str] = None  # the directory / hub name it was loaded from
@@ -158,6 +161,8 @@ class Tagger:
             candidates = find_quantities(view.text)
             found = snap_free_spans(view.text, found, candidates)
             found = anchor_spans(found, probs, covered, self.tags, candidates)
+        if self.platt:
+            found = [(s, e, lab, platt_scale(score, *self.platt)) for s, e, lab, score in found]
         if self.min_score > 0:
             found = [f for f in found if f[3] >= self.min_score]
         return found
@@ -402,6 +407,13 @@ def _viterbi_many(view_probs: Sequence[tuple[np.ndarray, np.ndarray]], tags: Seq
             path.append(int(back[t, path[-1]]))
         out[i] = path[::-1]
     return out
+
+
+def platt_scale(score: float, a: float, b: float) -> float:
+    """sigmoid(a·logit(score) + b): a monotone map of a span score to P(span right)."""
+    x = min(max(float(score), 1e-6), 1 - 1e-6)
+    z = a * math.log(x / (1 - x)) + b
+    return float(1 / (1 + math.exp(-z))) if z > -700 else 0.0
 
 
 def available_cpus() -> int:

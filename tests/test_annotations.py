@@ -47,7 +47,8 @@ def test_splits_are_document_level_and_disjoint(corpus):
     assert set(seen) <= ids
     where = split_of(splits, sorted(ids))
     assert set(where) == ids  # every document has a split
-    assert all(where[d] == "train" for d in ids if d.startswith("extra-"))
+    assert all(where[d] == ("dev" if d.startswith("extra-4") else "train") for d in ids if d.startswith("extra-"))
+    assert all(where[d] != "test" for d in ids if d.startswith("extra-"))  # passages never enter test
     assert len(splits["test"]) >= 3
     assert any(doc.startswith(("hr-", "hrss-")) for doc in splits["test"])
     assert "gov-pingtan-2022" in splits["test"]  # a 2021-template report

@@ -111,6 +111,9 @@ def test_calibrate_command_writes_report(tiny, tmp_path):
     assert Extractor.from_pretrained(tiny, quantize=True).version.endswith("+int8")
     # the score threshold chosen on dev is in the config and the loaded tagger applies it
     assert conf["govfacts_min_score"] == rep["min_score"]["min_score"]
+    assert rep["platt"]["kept"] is ("govfacts_platt" in conf)
+    if rep["platt"]["kept"]:
+        assert rep["platt"]["nll_after"] <= rep["platt"]["nll_before"]
     assert rep["min_score"]["f1"] >= rep["min_score"]["f1_without"] - 1e-9
     from govfacts.infer.tagger import Tagger
 
@@ -132,3 +135,18 @@ def test_best_min_score_by_hand():
     # 4 gold: keep all → P 3/5 R 3/4 F1 .667; ≥.15 → 3/4, 3/4: .75; ≥.25 → 2/3, 2/4: .571; ≥.35 → 1, .5: .667
     best = best_min_score(conf, ok, 4, grid=(0.0, 0.15, 0.25, 0.35))
     assert best["min_score"] == 0.15 and abs(best["f1"] - 0.75) < 1e-9 and best["spans"] == 4
+
+
+def test_platt_fit_recovers_a_known_map():
+    import numpy as np
+
+    from govfacts.infer.calibrate import platt_fit
+    from govfacts.infer.tagger import platt_scale
+
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.05, 0.95, 4000)
+    truth = np.array([platt_scale(c, 0.5, -0.7) for c in conf])  # overconfident scores
+    ok = (rng.uniform(size=conf.size) < truth).astype(float)
+    a, b = platt_fit(conf, ok, l2=0.0)
+    assert abs(a - 0.5) < 0.1 and abs(b + 0.7) < 0.15
+    assert platt_scale(0.5, 1.0, 0.0) == 0.5 and platt_scale(1.0, 1.0, 0.0) > 0.99

@@ -168,10 +168,14 @@ def test_default_config_file_is_valid():
     assert (m["hidden_size"], m["num_hidden_layers"], m["num_attention_heads"], m["intermediate_size"],
             m["max_position_embeddings"]) == (256, 4, 4, 1024, 512)
     assert cfg["seq_len"] == 256 and cfg["mask_prob"] == 0.15 and cfg["max_minutes"] <= 60
-    weights = corpus_weights(cfg)
+    assert cfg["corpus"] == ["data/samples/*.txt", "data/unlabeled/*.txt"]
+    # the news variant: reports weighted 5x beside People's Daily, written outside models/
+    news = load_config(ROOT / "configs" / "pretrain-news.yaml")
+    assert news["model"] == cfg["model"] and not news["output_dir"].startswith("models/")
+    weights = corpus_weights(news)
     assert {f.parent.name for f in weights} == {"samples", "unlabeled", "pretrain"}
     assert all(w == (1.0 if f.parent.name == "pretrain" else 5.0) for f, w in weights.items())
-    files, left_out = corpus_files(cfg)
+    files, left_out = corpus_files(news)
     assert "peoples-daily-199801" in {f.stem for f in files} and "hrss-zhengzhou-2017" in left_out
 
 
