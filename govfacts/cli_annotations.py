@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from govfacts.paths import ANNOTATIONS
-from govfacts.splits import load_splits, split_of  # noqa: F401  (re-exported for callers)
+from govfacts.splits import load_splits, split_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Annotated corpus tools (Label Studio JSON).")
 console = Console(stderr=True)

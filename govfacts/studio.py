@@ -511,7 +511,7 @@ def add_to_split(splits_file: Path, split: str, doc_ids: list[str]) -> list[str]
     """
     import yaml
 
-    from govfacts.cli_annotations import split_of
+    from govfacts.splits import split_of
     from govfacts.factsio import atomic_path
 
     text = splits_file.read_text(encoding="utf-8") if splits_file.exists() else ""

@@ -96,6 +96,33 @@ def score_at(tagger, views, batches, docs, temperature: float) -> dict:
             "n_gold": n_gold}
 
 
+def dev_outputs(tagger, dev_docs: Sequence) -> tuple[list, list]:
+    """(views, window logits) of the dev documents: the model runs once, and every fit re-merges
+    and re-decodes these at its own temperature / map / threshold."""
+    from govfacts.textview import build_view
+
+    views = [build_view(d.text) for d in dev_docs]
+    return views, list(tagger.window_logits(views))
+
+
+def _target(tagger, model_dir: Optional[str | Path]) -> Optional[Path]:
+    """The model directory whose config.json a fit writes: `model_dir`, else where the tagger came from."""
+    target = Path(model_dir) if model_dir else (Path(tagger.source) if getattr(tagger, "source", None) else None)
+    return target if target is not None and (target / "config.json").exists() else None
+
+
+def update_config(model_dir: str | Path, values: dict) -> Path:
+    """Set `values` in model_dir/config.json, atomically."""
+    from govfacts.factsio import atomic_path
+
+    path = Path(model_dir) / "config.json"
+    conf = json.loads(path.read_text(encoding="utf-8"))
+    conf.update(values)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def best_min_score(conf: np.ndarray, ok: np.ndarray, n_gold: int,
                    grid: Sequence[float] = tuple(np.round(np.arange(0.0, 0.91, 0.05), 2))) -> dict:
     """The score threshold that maximises exact-span F1 of the kept spans (the lowest on ties)."""
@@ -128,17 +155,14 @@ def platt_fit(conf: np.ndarray, ok: np.ndarray, l2: float = 1e-2, iters: int = 5
     return float(w[0]), float(w[1])
 
 
-def fit_platt(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None) -> dict:
+def fit_platt(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None,
+              outputs: Optional[tuple[list, list]] = None) -> dict:
     """Platt-scale the span scores on dev at the tagger's temperature (`govfacts_platt` in config.json).
 
     Temperature scaling moves every character's distribution alike; a span score (the weakest
     character's label mass) is then still over- or under-confident as a whole. A 2-parameter
     monotone map fitted on dev spans corrects that without changing which spans are found."""
-    from govfacts.factsio import atomic_path
-    from govfacts.textview import build_view
-
-    views = [build_view(d.text) for d in dev_docs]
-    batches = list(tagger.window_logits(views))
+    views, batches = outputs or dev_outputs(tagger, dev_docs)
     old = (tagger.min_score, tagger.platt)
     tagger.min_score, tagger.platt = 0.0, None
     try:
@@ -156,54 +180,42 @@ def fit_platt(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optiona
         out["kept"] = False
         return out
     out["kept"] = True
-    target = Path(model_dir) if model_dir else (Path(tagger.source) if getattr(tagger, "source", None) else None)
-    if write and target is not None and (target / "config.json").exists():
-        path = target / "config.json"
-        conf = json.loads(path.read_text(encoding="utf-8"))
-        conf["govfacts_platt"] = [a, b]
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    target = _target(tagger, model_dir)
+    if write and target is not None:
+        update_config(target, {"govfacts_platt": [a, b]})
     return out
 
 
-def fit_min_score(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None) -> dict:
+def fit_min_score(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None,
+                  outputs: Optional[tuple[list, list]] = None) -> dict:
     """Choose `govfacts_min_score` on dev at the tagger's current temperature; set it on the tagger
     and, with `write`, in config.json. Spans below it are more often wrong than worth keeping."""
-    from govfacts.factsio import atomic_path
-    from govfacts.textview import build_view
-
-    views = [build_view(d.text) for d in dev_docs]
+    views, batches = outputs or dev_outputs(tagger, dev_docs)
     old, tagger.min_score = tagger.min_score, 0.0
     try:
-        row = score_at(tagger, views, list(tagger.window_logits(views)), dev_docs, float(tagger.temperature))
+        row = score_at(tagger, views, batches, dev_docs, float(tagger.temperature))
     finally:
         tagger.min_score = old
     best = best_min_score(row["conf"], row["ok"], row["n_gold"])
     best["f1_without"] = row["f1"]
     tagger.min_score = best["min_score"]
-    target = Path(model_dir) if model_dir else (Path(tagger.source) if getattr(tagger, "source", None) else None)
-    if write and target is not None and (target / "config.json").exists():
-        path = target / "config.json"
-        conf = json.loads(path.read_text(encoding="utf-8"))
-        conf["govfacts_min_score"] = best["min_score"]
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    target = _target(tagger, model_dir)
+    if write and target is not None:
+        update_config(target, {"govfacts_min_score": best["min_score"]})
     return best
 
 
 def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_GRID, write: bool = True,
-                    model_dir: Optional[str | Path] = None) -> TemperatureFit:
+                    model_dir: Optional[str | Path] = None, outputs: Optional[tuple[list, list]] = None
+                    ) -> TemperatureFit:
     """Fit T on annotated dev documents (`AnnotatedDoc`s); set it on `tagger` and, with `write`,
     in `model_dir`/config.json (default: the directory the tagger was loaded from, when local).
 
     Returns a `TemperatureFit` (float(fit) is T) with dev ECE/NLL/F1 before and after.
     """
-    from govfacts.textview import build_view
-
     if not dev_docs:
         raise ValueError("no dev documents to fit a temperature on")
-    views = [build_view(d.text) for d in dev_docs]
-    batches = list(tagger.window_logits(views))  # the model runs once; every T re-merges these
+    views, batches = outputs or dev_outputs(tagger, dev_docs)  # the model runs once; every T re-merges these
     current = float(tagger.temperature)
     kept_min_score, tagger.min_score = tagger.min_score, 0.0  # T is fitted on every decoded span
     kept_platt, tagger.platt = tagger.platt, None  # ... and on the raw span scores
@@ -232,8 +244,8 @@ def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_
     tagger.temperature = fit.temperature
     tagger.min_score = kept_min_score
     tagger.platt = kept_platt
-    target = Path(model_dir) if model_dir else (Path(tagger.source) if getattr(tagger, "source", None) else None)
-    if write and target is not None and (target / "config.json").exists():
+    target = _target(tagger, model_dir)
+    if write and target is not None:
         write_temperature(target, fit)
         fit.config = str(target / "config.json")
     return fit
@@ -255,15 +267,8 @@ def _choose(rows: list[dict], base: dict) -> dict:
 
 def write_temperature(model_dir: str | Path, fit: TemperatureFit) -> Path:
     """Set `govfacts_temperature` (and a `govfacts_calibration` summary) in config.json, atomically."""
-    from govfacts.factsio import atomic_path
-
-    path = Path(model_dir) / "config.json"
-    conf = json.loads(path.read_text(encoding="utf-8"))
-    conf["govfacts_temperature"] = float(fit.temperature)
-    conf["govfacts_calibration"] = {k: v for k, v in fit.summary().items() if k != "config"}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return path
+    return update_config(model_dir, {"govfacts_temperature": float(fit.temperature),
+                                      "govfacts_calibration": {k: v for k, v in fit.summary().items() if k != "config"}})
 
 
 def check_int8(model_dir: str | Path, dev_docs: Sequence, write: bool = True) -> dict:
@@ -273,7 +278,6 @@ def check_int8(model_dir: str | Path, dev_docs: Sequence, write: bool = True) ->
     `govfacts extract` / `Extractor.from_pretrained` use int8 by default only for a model whose dev
     F1 it keeps (int8 is ~2x faster on CPU; see bench/README.md). --int8/--fp32 override it.
     """
-    from govfacts.factsio import atomic_path
     from govfacts.infer.tagger import Tagger
     from govfacts.train.finetune import evaluate
 
@@ -283,12 +287,8 @@ def check_int8(model_dir: str | Path, dev_docs: Sequence, write: bool = True) ->
         out[name] = {k: round(float(ev[k]), 4) for k in ("precision", "recall", "f1")}
     out["quantize"] = out["int8"]["f1"] >= out["fp32"]["f1"]
     if write:
-        path = Path(model_dir) / "config.json"
-        conf = json.loads(path.read_text(encoding="utf-8"))
-        conf["govfacts_quantize"] = bool(out["quantize"])
-        conf["govfacts_int8_check"] = {"dev_docs": [d.doc_id for d in dev_docs], **out}
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        update_config(model_dir, {"govfacts_quantize": bool(out["quantize"]),
+                                  "govfacts_int8_check": {"dev_docs": [d.doc_id for d in dev_docs], **out}})
     return out
 
 
@@ -314,9 +314,10 @@ def calibrate(model_dir: str | Path, annotations: Optional[str | Path] = None, s
     ann = Path(annotations) if annotations else ANNOTATIONS
     docs = load_split(split, ann, Path(splits) if splits else ann / "splits.yaml")
     tagger = Tagger.from_pretrained(model_dir)
-    fit = fit_temperature(tagger, docs, model_dir=model_dir)
-    fit.platt = fit_platt(tagger, docs, model_dir=model_dir)
-    fit.min_score = fit_min_score(tagger, docs, model_dir=model_dir)
+    outputs = dev_outputs(tagger, docs)
+    fit = fit_temperature(tagger, docs, model_dir=model_dir, outputs=outputs)
+    fit.platt = fit_platt(tagger, docs, model_dir=model_dir, outputs=outputs)
+    fit.min_score = fit_min_score(tagger, docs, model_dir=model_dir, outputs=outputs)
     if int8:
         fit.int8 = check_int8(model_dir, docs)  # at the fitted temperature, now in config.json
     if out_dir:

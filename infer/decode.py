@@ -176,7 +176,6 @@ def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray
         else:
             mass[j, labels.index(lab)] = 1.0
     out: list[tuple[int, int, str, float]] = []
-    taken = np.zeros(len(probs), dtype=bool)
     for s, e in candidates:
         idx = [i for i in range(s, min(e, len(probs))) if cov[i]]
         if not idx:
@@ -188,7 +187,6 @@ def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray
         per_label = p @ mass  # [chars, labels]
         k = int(per_label.mean(axis=0).argmax())
         out.append((s, e, labels[k], float(min(1.0, max(0.0, per_label[:, k].min())))))
-        taken[s:e] = True
     cand_mask = np.zeros(len(probs), dtype=bool)
     for s, e in candidates:
         cand_mask[s:e] = True

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from govfacts.claims import SENT_ENDS
 from govfacts.labels import LabelSet, default_labels
 from govfacts.paths import CONFIGS
 from govfacts.quantity import QUANTITY_RX
@@ -23,7 +24,6 @@ NAME = "rules"
 VERSION = "0.1.0"
 
 ZERO_NUM_RX = re.compile(r"(?:为|是|均为)(?P<num>零|0)(?![0-9.%])")
-_SENT_END = "。！？；\n!?;"
 NONE_REACH = 4  # an out-of-scope cue vetoes only a quantity it directly qualifies
 LIST_STRONG = 7.0  # a list item with a cue scoring at least this keeps its own label
 _CLAUSE = "，,、：:"
@@ -116,17 +116,17 @@ class RuleExtractor:
         for prev, cur in zip(hits, hits[1:]):
             gap = t[prev[1]:cur[0]]
             if (prev[2] and prev[2] != "NONE" and cur[4] == prev[4] and len(gap) <= 16
-                    and not any(c in gap for c in _SENT_END) and (cur[2] is None or cur[3] < LIST_STRONG)
+                    and not any(c in gap for c in SENT_ENDS) and (cur[2] is None or cur[3] < LIST_STRONG)
                     and re.search(r"[，,、；]", gap) and not re.search(r"其中|共|合计|总计", gap)):
                 cur[2], cur[3] = prev[2], prev[3] - 1
 
     def _label_for(self, t: str, start: int, end: int, unit: str | None) -> tuple[str | None, float]:
-        sent_start = max((t.rfind(c, 0, start) for c in _SENT_END), default=-1) + 1
+        sent_start = max((t.rfind(c, 0, start) for c in SENT_ENDS), default=-1) + 1
         lo = max(sent_start, start - 60)
         left = re.sub(r"[（(][^（()）]{0,30}[）)]", "", t[lo:start])  # asides like （含申请人主动撤回申请）
         clause_start = max((left.rfind(c) for c in _CLAUSE), default=-1) + 1
         right_end = end
-        while right_end < len(t) and right_end - end < 14 and t[right_end] not in _SENT_END + _CLAUSE + "（(":
+        while right_end < len(t) and right_end - end < 14 and t[right_end] not in SENT_ENDS + _CLAUSE + "（(":
             right_end += 1
         right = t[end:right_end]
         scored: dict[str, float] = {}
@@ -163,7 +163,7 @@ class RuleExtractor:
         out = []
         for neg in NEGATION_RX.finditer(t):
             rest_end = neg.end()
-            while rest_end < len(t) and rest_end - neg.end() < 30 and t[rest_end] not in _SENT_END + "，,":
+            while rest_end < len(t) and rest_end - neg.end() < 30 and t[rest_end] not in SENT_ENDS + "，,":
                 rest_end += 1
             window = t[neg.end():rest_end]
             if neg.group() == "不" and not window.startswith(("收费", "收取")):

@@ -195,19 +195,14 @@ class Tagger:
         model outputs at other temperatures (calibration) without running the model again."""
         import torch
 
-        from govfacts.train.dataset import encode_window, fit_windows
-
-        from govfacts.claims import claim_segments
+        from govfacts.train.dataset import encode_window, read_windows
 
         items = []  # (view index, start, end, encoding)
         for vi, view in enumerate(views):
             if not view.text:
                 continue
-            segments = claim_segments(view.text) if self.skip_plain else [(0, len(view.text))]
-            for a, b in segments:
-                for s, e in fit_windows(view.text[a:b], self.tokenizer, self.max_len, self.stride):
-                    s, e = s + a, e + a
-                    items.append((vi, s, e, encode_window(self.tokenizer, view.text[s:e], self.max_len)))
+            for s, e in read_windows(view.text, self.tokenizer, self.max_len, self.stride, self.skip_plain):
+                items.append((vi, s, e, encode_window(self.tokenizer, view.text[s:e], self.max_len)))
         order = sorted(range(len(items)), key=lambda i: len(items[i][3]["input_ids"]), reverse=True)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         device = next(self.model.parameters(), torch.empty(0)).device
@@ -240,22 +235,19 @@ class Tagger:
         n_tags = len(self.tags)
         probs = [np.zeros((len(v.text), n_tags), dtype=np.float32) for v in views]
         best = [np.full(len(v.text), -1, dtype=np.int64) for v in views]
+        unread = [np.ones(len(v.text), dtype=bool) for v in views]
         for batch, logits in batches:
             with torch.inference_mode():
                 p = torch.softmax(logits.float() / temp, dim=-1).cpu().numpy()
             for r, (vi, s, e, enc) in enumerate(batch):
                 self._merge(probs[vi], best[vi], p[r], enc["offsets"], s, e, len(views[vi].text))
+                unread[vi][s:e] = False
         if self.skip_plain:  # unread sentences are O for certain, not "unknown": no span runs through them
-            from govfacts.claims import claim_segments
-
             o = self.tags.index("O")
-            for view, pr, bs in zip(views, probs, best):
-                unread = np.ones(len(view.text), dtype=bool)
-                for a, b in claim_segments(view.text):
-                    unread[a:b] = False
-                pr[unread] = 0.0
-                pr[unread, o] = 1.0
-                bs[unread] = 0
+            for pr, bs, skip in zip(probs, best, unread):
+                pr[skip] = 0.0
+                pr[skip, o] = 1.0
+                bs[skip] = 0
         return [(pr, bs >= 0) for pr, bs in zip(probs, best)]
 
     def _merge(self, probs: np.ndarray, best: np.ndarray, tok_probs: np.ndarray, offsets, s: int, e: int,

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from govfacts.cli import app
-from govfacts.cli_annotations import load_splits, split_of
+from govfacts.splits import load_splits, split_of
 from govfacts.consistency import explain, uncovered_numbers
 from govfacts.labels import default_labels
 from govfacts.paths import ANNOTATIONS

@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-
 from govfacts.labels import LabelSet, default_labels
 from govfacts.records import Span
 from govfacts.splits import expand, is_pattern, load_splits
@@ -180,6 +179,15 @@ def fit_windows(text: str, tokenizer, max_len: int, stride: int) -> list[tuple[i
     return out
 
 
+def read_windows(text: str, tokenizer, max_len: int, stride: int, skip_plain: bool = False) -> list[tuple[int, int]]:
+    """The windows the tagger reads: `fit_windows` over the whole text, or with `skip_plain` over each
+    claim segment (govfacts.claims) alone. Training and inference cut windows the same way."""
+    from govfacts.claims import claim_segments
+
+    segments = claim_segments(text) if skip_plain else [(0, len(text))]
+    return [(s + a, e + a) for a, b in segments for s, e in fit_windows(text[a:b], tokenizer, max_len, stride)]
+
+
 def _fit(text, s, e, tokenizer, max_len, stride):
     n_tok = len(tokenizer(text[s:e], add_special_tokens=True)["input_ids"])
     if n_tok <= max_len or e - s <= 1:
@@ -241,14 +249,10 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
     from the claim segments only, as the tagger reads them then (govfacts.claims)."""
     import random
 
-    from govfacts.claims import claim_segments
-
     rng = rng or random.Random(0)
     view, tags = doc_view_tags(doc)
     out = []
-    segments = claim_segments(view.text) if skip_plain else [(0, len(view.text))]
-    windows = [(s + a, e + a) for a, b in segments for s, e in fit_windows(view.text[a:b], tokenizer, max_len, stride)]
-    for s, e in windows:
+    for s, e in read_windows(view.text, tokenizer, max_len, stride, skip_plain):
         win_tags = tags[s:e]
         if all(t is None for t in win_tags):
             continue  # a window wholly inside an ignored table teaches nothing

@@ -214,7 +214,7 @@ def data_hash(docs: list[AnnotatedDoc]) -> str:
 
 def load_gold(paths, split: Optional[str] = None, splits_file=None) -> tuple[list[AnnotatedDoc], list]:
     """Gold documents from Label Studio exports, optionally restricted to one split of splits.yaml."""
-    from govfacts.cli_annotations import load_splits, split_of
+    from govfacts.splits import load_splits, split_of
     from govfacts.validate import validate_exports
 
     docs, problems = validate_exports(paths)
