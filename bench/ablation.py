@@ -1,12 +1,12 @@
 """Ablation of the tagger, every variant fine-tuned with configs/finetune.yaml and calibrated on dev
-(temperature + score threshold, infer/calibrate.py) the same way, then scored on dev and test:
+(temperature, Platt map and score threshold, infer/calibrate.py) the same way, then scored on dev and test:
 
 * rules (baseline);
-* tagger from a randomly initialised encoder (same architecture and tokenizer as the base);
-* tagger from each pretrained base given with --base NAME=DIR (default: models/govfacts-base-zh);
-* decoding ablations of the first pretrained variant: without quantity anchoring, reading every
-  sentence (no claim segments), and neither;
-* explicit ensembles in both orders (`A+B`: A decides, B only fills gaps).
+* tagger with rule hints (configs/finetune.yaml as is) and without (`rule_hints: false`), from each
+  pretrained base given with --base NAME=DIR (default: models/govfacts-base-zh) and from a randomly
+  initialised encoder (same architecture and tokenizer as the first base);
+* decoding ablations of the first hinted variant: without quantity anchoring, reading every sentence;
+* explicit ensembles of the unhinted tagger with the rules in both orders (`A+B`: A decides, B fills gaps).
 
     .venv/bin/python bench/ablation.py [--base NAME=DIR ...] [--skip-train] [--set KEY=VALUE ...]
 
@@ -67,28 +67,33 @@ def main() -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
     bases = dict(b.split("=", 1) for b in args.base) or {"pretrained": str(MODELS / "govfacts-base-zh")}
     first = next(iter(bases.values()))
-    variants = {f"tagger-{name}": Path(d) for name, d in bases.items()}
-    variants["tagger-random-init"] = RUNS / "random-base"
+    runs: dict[str, tuple[Path, dict]] = {}  # run dir name -> (base, overrides)
+    for name, b in bases.items():
+        runs[f"tagger-{name}-hints"] = (Path(b), {"rule_hints": True})
+        runs[f"tagger-{name}"] = (Path(b), {"rule_hints": False})
+    runs["tagger-random-init-hints"] = (RUNS / "random-base", {"rule_hints": True})
+    runs["tagger-random-init"] = (RUNS / "random-base", {"rule_hints": False})
     timing = {}
     if not args.skip_train:
         random_base(Path(first), RUNS / "random-base")
-        for name, b in variants.items():
+        for name, (b, o) in runs.items():
             t0 = time.time()
-            finetune(None, {**over, "base_model": str(b), "output_dir": str(RUNS / name)})
+            finetune(None, {**over, **o, "base_model": str(b), "output_dir": str(RUNS / name)})
             calibrate(RUNS / name, int8=False)
             timing[name] = round(time.time() - t0, 1)
     rules = RuleExtractor()
     extractors = {"rules": rules}
-    main_name = next(iter(variants))
-    for name in variants:
+    main_name = next(iter(runs))
+    for name in runs:
         tg = Tagger.from_pretrained(RUNS / name)
         extractors[name] = tg
         if name == main_name:
             extractors[f"{name}, no anchoring"] = Tagger.from_pretrained(RUNS / name, anchor=False)
             extractors[f"{name}, every sentence read"] = Tagger.from_pretrained(RUNS / name, skip_plain=False)
-            extractors[f"{name}, neither"] = Tagger.from_pretrained(RUNS / name, anchor=False, skip_plain=False)
-        extractors[f"{name}+rules"] = EnsembleExtractor(tg, rules)
-        extractors[f"rules+{name}"] = EnsembleExtractor(rules, tg)
+        if not name.endswith("-hints"):
+            extractors[f"{name}+rules"] = EnsembleExtractor(tg, rules)
+            extractors[f"rules+{name}"] = EnsembleExtractor(rules, tg)
+    variants = runs
     results = {"timing_seconds": timing, "splits": {}}
     for split in ("dev", "test"):
         docs, _ = load_gold([ANNOTATIONS], split)

@@ -28,9 +28,9 @@ _RX = re.compile(
 # The grammar of a numeric claim in running text (span convention 1): optional approximator, the
 # number, 多/余, multiplier, a classifier and 左右. Both the rule baseline and the tagger's
 # quantity-anchored decoding use it to find where numeric claims may begin and end.
-UNITS = ["人次", "件次", "条次", "场次", "批次", "万元", "万份", "万次", "亿次", "元", "条", "次", "件", "篇", "个", "场",
+UNITS = ["人次", "件次", "条次", "场次", "批次", "篇次", "万元", "万份", "万次", "亿次", "元", "条", "次", "件", "篇", "个", "场",
          "期", "项", "份", "册", "名", "人", "起", "宗", "通", "席", "批", "本", "张", "套", "部", "家", "户", "档",
-         "%"]
+         "位", "则", "%"]
 _NUM = r"(?:[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?|[零〇二两三四五六七八九十百千][零〇一二两三四五六七八九十百千]*|一[零〇一二两三四五六七八九十百千万]+)"
 QUANTITY_RX = re.compile(
     r"(?<![0-9A-Za-z.\-/:])(?:(?P<pre>将近|大约|超过|近|约|逾|超))?(?P<num>" + _NUM + r")"

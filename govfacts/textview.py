@@ -8,7 +8,7 @@ always carry offsets into the text as stored.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 _TERMINAL = set("。！？；：!?;:…」』”）)】")
@@ -54,6 +54,7 @@ class TextView:
     raw: str
     text: str
     index: list[int]  # index[i] = raw offset of view character i
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # derived data, computed once per view
 
     def to_raw(self, start: int, end: int) -> tuple[int, int]:
         """Map a view span [start, end) to the raw span covering the same characters."""

@@ -11,9 +11,13 @@ span would dilute into a confident-looking score.
 """
 from __future__ import annotations
 
+import re
 from typing import Optional, Sequence
 
 import numpy as np
+
+_DIGIT_RX = re.compile(r"[0-9]")
+ZERO_REACH = 40  # chars before a zero claim where its negation cue must be (all annotated ones: yes)
 
 NEG = -1e9  # "forbidden" in log space; finite so that all-forbidden rows never produce NaN
 
@@ -153,8 +157,8 @@ def decode(probs: np.ndarray, tags: Sequence[str], covered: Optional[np.ndarray]
 
 
 def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray, covered: np.ndarray,
-                 tags: Sequence[str], candidates: Sequence[tuple[int, int]], threshold: float = 0.5
-                 ) -> list[tuple[int, int, str, float]]:
+                 tags: Sequence[str], candidates: Sequence[tuple[int, int]], threshold: float = 0.5,
+                 text: str = "") -> list[tuple[int, int, str, float]]:
     """Quantity-anchored decoding: numeric claims take their boundaries from the quantity grammar.
 
     A small tagger is good at telling WHICH metric a number counts but unsure WHERE a long number
@@ -162,7 +166,8 @@ def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray
     decided as a whole: it is a span when its chars' mean entity probability (1 − p(O)) reaches
     `threshold`, labelled with the label of the highest mean B-/I- mass; its score is that mass's
     minimum over the chars. Decoded spans that overlap a candidate give way to it; the others
-    (zero claims such as `没有发生[行政复议]`, quantities the grammar does not know) are kept.
+    (zero claims such as `没有发生[行政复议]`) are kept where, when `text` is given, a zero claim can
+    be (`is_zero_claim_site`).
     """
     probs = np.asarray(probs, dtype=np.float64)
     cov = np.asarray(covered, dtype=bool)
@@ -191,6 +196,20 @@ def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray
     for s, e in candidates:
         cand_mask[s:e] = True
     for s, e, lab, score in found:
-        if not cand_mask[s:e].any():
+        if not cand_mask[s:e].any() and (not text or is_zero_claim_site(text, s, e)):
             out.append((s, e, lab, score))
     return sorted(out)
+
+
+def is_zero_claim_site(text: str, start: int, end: int, reach: int = ZERO_REACH) -> bool:
+    """Can text[start:end] be a zero claim? It holds no digit (a number the quantity grammar rejects
+    is a year, a date or a phone number) and a negation cue precedes it within `reach` chars of its
+    sentence, as for every annotated zero claim (label contract, span convention 2)."""
+    from govfacts.claims import NEGATION, SENT_ENDS
+
+    if _DIGIT_RX.search(text[start:end]):
+        return False
+    a = start
+    while a > 0 and start - a < reach and text[a - 1] not in SENT_ENDS:
+        a -= 1
+    return bool(NEGATION.search(text[a:start]))

@@ -76,7 +76,10 @@ class RuleExtractor:
     # -- public API -----------------------------------------------------------------------------
     def spans(self, raw: str) -> list[Span]:
         """Labelled spans with offsets into `raw`, non-overlapping, sorted."""
-        view = build_view(raw)
+        return self.spans_of_view(build_view(raw))
+
+    def spans_of_view(self, view: TextView) -> list[Span]:
+        """`spans` of an already built view (offsets into `view.raw`)."""
         found = self._numeric(view) + self._zero_claims(view)
         found.sort(key=lambda s: (s.start, -(s.end - s.start)))
         out: list[Span] = []

@@ -19,6 +19,7 @@ import numpy as np
 
 from govfacts.infer.decode import (allowed_transitions, anchor_spans, char_log_probs, continuation_matrix,
                                    decode, spans_from_tags)
+from govfacts.hints import snap_to_phrases, zero_claim_phrases
 from govfacts.infer.words import snap_free_spans
 from govfacts.quantity import find_quantities
 from govfacts.records import Span
@@ -58,6 +59,12 @@ class Tagger:
         self.platt: Optional[tuple[float, float]] = tuple(getattr(cfg, "govfacts_platt", None) or ()) or None
         # read only sentences that may hold a claim (govfacts.claims); the rest is tagged O unread
         self.skip_plain = bool(getattr(cfg, "govfacts_skip_plain", False) if skip_plain is None else skip_plain)
+        # rule hints (govfacts.hints): the rules' tags go in as token types, when the model was trained so
+        self.rules = None
+        if getattr(cfg, "govfacts_rule_hints", False):
+            from govfacts.infer.rules import RuleExtractor
+
+            self.rules = RuleExtractor()
         self.source: Optional[str] = None  # the directory / hub name it was loaded from
         self.quantized = False
         if quantize:
@@ -160,7 +167,9 @@ class Tagger:
         if self.anchor:
             candidates = find_quantities(view.text)
             found = snap_free_spans(view.text, found, candidates)
-            found = anchor_spans(found, probs, covered, self.tags, candidates)
+            if self.rules is not None:
+                found = snap_to_phrases(found, zero_claim_phrases(view, self.rules))
+            found = anchor_spans(found, probs, covered, self.tags, candidates, text=view.text)
         if self.platt:
             found = [(s, e, lab, platt_scale(score, *self.platt)) for s, e, lab, score in found]
         if self.min_score > 0:
@@ -195,14 +204,23 @@ class Tagger:
         model outputs at other temperatures (calibration) without running the model again."""
         import torch
 
+        from govfacts.hints import hint_type_ids, hint_vocab, mark_quantities, rule_hint_tags, uses_quantity_hints
         from govfacts.train.dataset import encode_window, read_windows
 
         items = []  # (view index, start, end, encoding)
+        quantities = self.rules is not None and uses_quantity_hints(self.model)
+        tag_ids = hint_vocab(self.tags, quantities)
         for vi, view in enumerate(views):
             if not view.text:
                 continue
+            hints = rule_hint_tags(view, self.rules) if self.rules is not None else None
+            if quantities:
+                hints = mark_quantities(hints, find_quantities(view.text))
             for s, e in read_windows(view.text, self.tokenizer, self.max_len, self.stride, self.skip_plain):
-                items.append((vi, s, e, encode_window(self.tokenizer, view.text[s:e], self.max_len)))
+                enc = encode_window(self.tokenizer, view.text[s:e], self.max_len)
+                if hints is not None:
+                    enc["token_type_ids"] = hint_type_ids(enc["offsets"], hints[s:e], tag_ids)
+                items.append((vi, s, e, enc))
         order = sorted(range(len(items)), key=lambda i: len(items[i][3]["input_ids"]), reverse=True)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         device = next(self.model.parameters(), torch.empty(0)).device
@@ -211,16 +229,20 @@ class Tagger:
             width = max(len(it[3]["input_ids"]) for it in batch)
             ids = np.full((len(batch), width), pad_id, dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
+            types = np.zeros((len(batch), width), dtype=np.int64)
             for r, it in enumerate(batch):
                 k = len(it[3]["input_ids"])
                 ids[r, :k] = it[3]["input_ids"]
                 mask[r, :k] = it[3]["attention_mask"]
+                if "token_type_ids" in it[3]:
+                    types[r, :k] = it[3]["token_type_ids"]
+            extra = {"token_type_ids": torch.from_numpy(types).to(device)} if self.rules is not None else {}
             prev_threads = torch.get_num_threads()
             torch.set_num_threads(self.num_threads or available_cpus())
             try:
                 with torch.inference_mode():
                     logits = self.model(input_ids=torch.from_numpy(ids).to(device),
-                                        attention_mask=torch.from_numpy(mask).to(device)).logits
+                                        attention_mask=torch.from_numpy(mask).to(device), **extra).logits
             finally:
                 torch.set_num_threads(prev_threads)
             yield batch, logits

@@ -183,3 +183,18 @@ def test_zero_claim_fragments_snap_to_whole_words():
     # a span never grows across a sentence end
     s, e = snap_to_words("复议。诉讼", 3, 4)
     assert (s, e) == (3, 5)
+
+
+def test_free_spans_need_a_zero_claim_site():
+    from govfacts.infer.decode import is_zero_claim_site
+
+    t = "2019年新增信息。没有发生行政复议。行政复议案件另行办理。"
+    year, zero, plain = (0, 4), (t.index("行政复议"), t.index("行政复议") + 4), (t.rindex("行政复议"), t.rindex("行政复议") + 4)
+    assert not is_zero_claim_site(t, *year)  # digits the quantity grammar rejects: a year
+    assert is_zero_claim_site(t, *zero)  # 没有发生[行政复议]
+    assert not is_zero_claim_site(t, *plain)  # no negation in its sentence
+    probs = rows(*([{O: .9}] * len(t)))
+    found = [(*year, "A", .6), (*zero, "B", .7), (*plain, "B", .7)]
+    out = anchor_spans(found, probs, np.ones(len(t), bool), TAGS, [], text=t)
+    assert [(s, e) for s, e, *_ in out] == [zero]
+    assert len(anchor_spans(found, probs, np.ones(len(t), bool), TAGS, [])) == 3  # without text: all kept

@@ -11,6 +11,7 @@ whitespace, byte-level tokenizers with several tokens per char).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -242,15 +243,33 @@ def perturb_numbers(text: str, tags: Sequence[Optional[str]], rng) -> str:
     return "".join(chars)
 
 
+@dataclass(frozen=True)
+class HintSpec:
+    """Rule hints for training (govfacts.hints): the rule extractor and how to corrupt its spans."""
+    rules: object
+    drop: float = 0.0
+    swap: float = 0.0
+    quantities: bool = False  # B-QTY/I-QTY on candidates the rules left unlabelled (govfacts.hints)
+
+
 def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len: int = 256,
-                 stride: int = 64, augment: int = 0, rng=None, skip_plain: bool = False) -> list[dict]:
+                 stride: int = 64, augment: int = 0, rng=None, skip_plain: bool = False,
+                 hints: Optional[HintSpec] = None) -> list[dict]:
     """Training examples (one per window) of one annotated document, plus `augment` copies with
     perturbed claim values of every window that holds a span. With `skip_plain`, windows are cut
-    from the claim segments only, as the tagger reads them then (govfacts.claims)."""
+    from the claim segments only, as the tagger reads them then (govfacts.claims). With `hints`,
+    every example also gets token_type_ids from the rules' spans, corrupted anew for each copy."""
     import random
+
+    from govfacts.hints import corrupt_hints, hint_type_ids, hint_vocab, mark_quantities, rule_hint_tags
+    from govfacts.quantity import find_quantities
 
     rng = rng or random.Random(0)
     view, tags = doc_view_tags(doc)
+    hint_tags = rule_hint_tags(view, hints.rules) if hints else None
+    candidates = find_quantities(view.text) if hints and hints.quantities else []
+    vocab = hint_vocab(list(label2id), bool(hints and hints.quantities))
+    names = sorted({t[2:] for t in label2id if t != "O"})
     out = []
     for s, e in read_windows(view.text, tokenizer, max_len, stride, skip_plain):
         win_tags = tags[s:e]
@@ -262,15 +281,21 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
         for k, text in enumerate(texts):
             enc = encode_window(tokenizer, text, max_len)
             labels = align_labels(enc["offsets"], win_tags, label2id)
-            out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels,
-                        "doc_id": doc.doc_id, "start": s, "end": e, "copy": k})
+            row = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels,
+                   "doc_id": doc.doc_id, "start": s, "end": e, "copy": k}
+            if hints:
+                win_hints = corrupt_hints(hint_tags[s:e], rng, hints.drop, hints.swap, names)
+                win_hints = mark_quantities(win_hints, [c for c in candidates if c[0] < e and s < c[1]], s)
+                row["token_type_ids"] = hint_type_ids(enc["offsets"], win_hints, vocab)
+            out.append(row)
     return out
 
 
 def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | None = None, max_len: int = 256,
-                  stride: int = 64, augment: int = 0, seed: int = 0, skip_plain: bool = False):
-    """A `datasets.Dataset` of windows (input_ids, attention_mask, labels, doc_id, start, end, copy);
-    copy > 0 marks an augmented window (see `perturb_numbers`)."""
+                  stride: int = 64, augment: int = 0, seed: int = 0, skip_plain: bool = False,
+                  hints: Optional[HintSpec] = None):
+    """A `datasets.Dataset` of windows (input_ids, attention_mask, labels, doc_id, start, end, copy,
+    and token_type_ids with `hints`); copy > 0 marks an augmented window (see `perturb_numbers`)."""
     import random
 
     from datasets import Dataset
@@ -278,6 +303,8 @@ def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | No
     label2id = (labels or default_labels()).label2id
     rng = random.Random(seed)
     rows = [ex for doc in docs for ex in doc_examples(doc, tokenizer, label2id, max_len, stride, augment, rng,
-                                                      skip_plain)]
+                                                      skip_plain, hints)]
     cols = ["input_ids", "attention_mask", "labels", "doc_id", "start", "end", "copy"]
+    if hints:
+        cols.append("token_type_ids")
     return Dataset.from_dict({c: [r[c] for r in rows] for c in cols})

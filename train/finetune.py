@@ -27,7 +27,8 @@ import yaml
 
 from govfacts.labels import default_labels
 from govfacts.paths import CONFIGS, ROOT
-from govfacts.train.dataset import IGNORE_INDEX, build_dataset, doc_view_tags, load_split, spans_to_view_tags
+from govfacts.train.dataset import (IGNORE_INDEX, HintSpec, build_dataset, doc_view_tags, load_split,
+                                    spans_to_view_tags)
 
 DEFAULTS: dict[str, Any] = {
     "base_model": "models/govfacts-base-zh",
@@ -56,6 +57,10 @@ DEFAULTS: dict[str, Any] = {
     "eval_every": 1,
     "anchor": False,
     "skip_plain": False,
+    "rule_hints": False,
+    "hint_drop": 0.0,
+    "hint_swap": 0.0,
+    "hint_quantities": False,
 }
 
 
@@ -165,13 +170,16 @@ def _collate(rows: list[dict], pad_id: int):
     width = max(len(r["input_ids"]) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
+    types = torch.zeros((len(rows), width), dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     for i, r in enumerate(rows):
         k = len(r["input_ids"])
         ids[i, :k] = torch.tensor(r["input_ids"])
         mask[i, :k] = torch.tensor(r["attention_mask"])
         labels[i, :k] = torch.tensor(r["labels"])
-    return ids, mask, labels
+        if "token_type_ids" in r:
+            types[i, :k] = torch.tensor(r["token_type_ids"])
+    return ids, mask, types, labels
 
 
 def _param_groups(model, cfg: dict) -> list[dict]:
@@ -236,12 +244,21 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
                  "govfacts_base_model": str(cfg["base_model"]), "govfacts_temperature": 1.0,
                  "govfacts_anchor": bool(cfg["anchor"]), "govfacts_skip_plain": bool(cfg["skip_plain"])}.items():
         setattr(model.config, k, v)
+    hints = None
+    if cfg["rule_hints"]:
+        from govfacts.hints import enable_hints, hint_vocab
+        from govfacts.infer.rules import RuleExtractor
+
+        hints = HintSpec(RuleExtractor(labels), float(cfg["hint_drop"]), float(cfg["hint_swap"]),
+                         bool(cfg["hint_quantities"]))
+        enable_hints(model, len(hint_vocab(labels.bio_tags, hints.quantities)))
 
     data = build_dataset(train_docs, tokenizer, labels, max_len, stride, augment=int(cfg["augment"]),
-                         seed=int(cfg["seed"]), skip_plain=bool(cfg["skip_plain"]))
+                         seed=int(cfg["seed"]), skip_plain=bool(cfg["skip_plain"]), hints=hints)
     if len(data) == 0:
         raise ValueError("the train split yields no training windows")
-    rows = [{"input_ids": r["input_ids"], "attention_mask": r["attention_mask"], "labels": r["labels"]} for r in data]
+    cols = [c for c in ("input_ids", "attention_mask", "labels", "token_type_ids") if c in data.column_names]
+    rows = [{c: r[c] for c in cols} for r in data]
     rows += oversample_rare(rows, labels, int(cfg["rare_label_min"]))
     class_weight = torch.ones(len(labels.bio_tags))
     class_weight[labels.label2id["O"]] = float(cfg["o_weight"])
@@ -270,8 +287,8 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
         bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", unit="batch", file=sys.stderr,
                    disable=not cfg["progress"], dynamic_ncols=True, leave=False)
         for b in bar:
-            ids, mask, lab = _collate([rows[i] for i in order[b:b + bs]], pad_id)
-            logits = model(input_ids=ids, attention_mask=mask).logits
+            ids, mask, types, lab = _collate([rows[i] for i in order[b:b + bs]], pad_id)
+            logits = model(input_ids=ids, attention_mask=mask, **({"token_type_ids": types} if hints else {})).logits
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
                                                      weight=class_weight, ignore_index=IGNORE_INDEX)
             loss.backward()

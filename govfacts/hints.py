@@ -1,0 +1,143 @@
+"""Rule hints: the rule baseline's spans fed to the tagger as an extra input per token.
+
+With ~700 labelled spans a small encoder cannot learn the cue lexicon the rules encode, and the
+rules cannot learn from data. A hinted tagger gets both: every token carries the IOB2 tag the rules
+give its first character, through BERT's token-type embeddings (one type per tag, type 0 = O, so a
+pretrained base's type-0 vector stays the "no hint" vector), and quantity-grammar candidates the
+rules left unlabelled carry B-QTY/I-QTY. The model learns when to keep, relabel,
+drop or add a span. In training the hints are corrupted at random (spans dropped or relabelled) so
+the model also learns to find and label claims the rules miss or get wrong.
+"""
+from __future__ import annotations
+
+import random
+from typing import Optional, Sequence
+
+from govfacts.textview import TextView
+
+
+def rule_spans(view: TextView, rules) -> list:
+    """The rule extractor's spans of `view`, computed once per view (hints and phrases share them)."""
+    key = ("rule_spans", id(rules))
+    if key not in view.memo:
+        view.memo[key] = rules.spans_of_view(view)
+    return view.memo[key]
+
+
+def rule_hint_tags(view: TextView, rules) -> list[str]:
+    """IOB2 tag per view char from the rule extractor's spans (O outside them)."""
+    tags = ["O"] * len(view.text)
+    for span in rule_spans(view, rules):
+        vs, ve = view.from_raw(span.start, span.end)
+        for i in range(vs, ve):
+            tags[i] = ("B-" if i == vs else "I-") + span.label
+    return tags
+
+
+def zero_claim_phrases(view: TextView, rules) -> list[tuple[int, int]]:
+    """View [start, end) of the noun phrases the rules take as zero claims (`没有发生[行政复议案件]`)."""
+    out = []
+    for span in rule_spans(view, rules):
+        vs, ve = view.from_raw(span.start, span.end)
+        if not any(c.isdigit() for c in view.text[vs:ve]):
+            out.append((vs, ve))
+    return out
+
+
+def snap_to_phrases(found, phrases: Sequence[tuple[int, int]]) -> list:
+    """Decoded spans (start, end, label, score) that overlap a zero-claim phrase take its boundaries
+    (the model keeps the say on whether and which label): a small tagger often stops a long noun
+    phrase early (`[政府]信息公开的申请`). Spans merged into one phrase keep the best-scored label."""
+    out: dict[tuple[int, int], tuple] = {}
+    rest = []
+    for s, e, lab, score in found:
+        hit = next(((a, b) for a, b in phrases if a < e and s < b), None)
+        if hit is None:
+            rest.append((s, e, lab, score))
+        elif hit not in out or out[hit][3] < score:
+            out[hit] = (hit[0], hit[1], lab, score)
+    kept = [f for f in rest if not any(a < f[1] and f[0] < b for a, b in out)]
+    return sorted(kept + list(out.values()))
+
+
+QTY_TAGS = ("B-QTY", "I-QTY")  # a quantity-grammar candidate the rules gave no label
+
+
+def hint_vocab(tags: Sequence[str], quantities: bool) -> dict[str, int]:
+    """Hint tag -> token type id: the model's IOB2 tags (O = 0), then, with `quantities`, B-QTY/I-QTY."""
+    vocab = {t: i for i, t in enumerate(tags)}
+    if quantities:
+        vocab.update({t: len(tags) + k for k, t in enumerate(QTY_TAGS)})
+    return vocab
+
+
+def mark_quantities(tags: Sequence[str], candidates: Sequence[tuple[int, int]], offset: int = 0) -> list[str]:
+    """`tags` with every quantity candidate (view offsets, shifted by -`offset`) that no hinted span
+    touches marked B-QTY/I-QTY: the model then knows the rules looked at that number and left it out."""
+    out = list(tags)
+    n = len(out)
+    for s, e in candidates:
+        s, e = max(0, s - offset), min(n, e - offset)
+        if s < e and all(t == "O" for t in out[s:e]):
+            out[s:e] = [QTY_TAGS[0]] + [QTY_TAGS[1]] * (e - s - 1)
+    return out
+
+
+def corrupt_hints(tags: Sequence[str], rng: random.Random, drop: float, swap: float,
+                  names: Sequence[str]) -> list[str]:
+    """`tags` with each hinted span dropped (prob `drop`) or given another random label (prob `swap`)."""
+    out = list(tags)
+    i, n = 0, len(out)
+    while i < n:
+        if not out[i].startswith("B-") or out[i] in QTY_TAGS:
+            i += 1
+            continue
+        j = i + 1
+        while j < n and out[j] == "I-" + out[i][2:]:
+            j += 1
+        r = rng.random()
+        if r < drop:
+            out[i:j] = ["O"] * (j - i)
+        elif r < drop + swap:
+            new = rng.choice([x for x in names if x != out[i][2:]] or list(names))
+            out[i:j] = ["B-" + new] + ["I-" + new] * (j - i - 1)
+        i = j
+    return out
+
+
+def hint_type_ids(offsets: Sequence[Optional[tuple[int, int]]], hint_tags: Sequence[str],
+                  vocab: dict[str, int]) -> list[int]:
+    """token_type_ids of one window: the hint type (`hint_vocab`) of each token's first char (0 = O for
+    special tokens and chars past the window)."""
+    out = []
+    for off in offsets:
+        if off is None or off[0] >= len(hint_tags):
+            out.append(0)
+        else:
+            out.append(vocab.get(hint_tags[off[0]], 0))
+    return out
+
+
+def uses_quantity_hints(model) -> bool:
+    """A hinted model with more token types than tags was trained with B-QTY/I-QTY hints."""
+    cfg = model.config
+    return int(getattr(cfg, "type_vocab_size", 0)) > int(cfg.num_labels)
+
+
+def enable_hints(model, n_types: int) -> None:
+    """Give `model` one token-type embedding per hint tag (the old type 0 row kept, new rows copies
+    of it plus small noise) and mark its config, so `from_pretrained` rebuilds the same shape."""
+    import torch
+
+    emb = getattr(getattr(model, "base_model", None), "embeddings", None)
+    old = getattr(emb, "token_type_embeddings", None)
+    if old is None:
+        raise ValueError(f"{type(model).__name__}: rule hints need token-type embeddings (a BERT-style encoder)")
+    if old.num_embeddings != n_types:
+        new = torch.nn.Embedding(n_types, old.embedding_dim)
+        with torch.no_grad():
+            new.weight.copy_(old.weight[0].expand(n_types, -1))
+            new.weight[1:] += torch.randn(n_types - 1, old.embedding_dim) * 0.02
+        emb.token_type_embeddings = new
+    model.config.type_vocab_size = n_types
+    model.config.govfacts_rule_hints = True
