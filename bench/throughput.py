@@ -10,9 +10,10 @@ least `--mb` MB of UTF-8 text; 4x and 16x are 4 and 16 times as many files.
     same weights and tokenizer, called once per sentence (split on 。！？；and line ends; pieces over
     500 chars cut, the model's limit being 512 positions), the text read with `open().read()`.
     Pipeline construction is NOT timed.
-(b) govfacts: `govfacts extract CORPUS -o OUT.jsonl -m MODEL -q [--int8|--fp32]` through the CLI
-    entry point (typer app) in this process: discovery, reading, normalised view, windows,
-    batched inference, decoding, facts, journal, atomic output. Model loading IS timed.
+(b) govfacts: `govfacts extract CORPUS -o OUT.jsonl -m MODEL -q --runtime torch|onnx --int8|--fp32`
+    through the CLI entry point (typer app) in this process: discovery, reading, normalised view,
+    windows, batched inference, decoding, facts, journal, atomic output. Model loading IS timed; the
+    ONNX export (once per machine, cached) is done before the timed runs.
 
 Printed per run: chars (document characters), seconds, chars/s, peak RSS during the run (sampled
 every 10 ms with psutil) and the process RSS before it; then the govfacts/naive ratio and the
@@ -164,10 +165,25 @@ def run_naive(model_dir: Path, corpus: Path, threads: int) -> dict:
             "peak_rss_mb": _mb(mem.peak), "rss_before_mb": _mb(mem.before), "sentences": n_sent, "entities": n_ent}
 
 
+def variant_args(variant: str) -> list[str]:
+    """`int8`, `fp32` (torch encoder) or `onnx-int8`, `onnx-fp32` (ONNX Runtime) → extract options."""
+    runtime, _, weights = variant.rpartition("-")
+    return ["--runtime", runtime or "torch", f"--{weights}"]
+
+
+def warm_onnx(model_dir: Path, variants: list[str]) -> None:
+    """Export (and quantise) the ONNX graphs once, as the first use on a machine does; not timed."""
+    from govfacts.infer.tagger import Tagger
+
+    for v in variants:
+        if v.startswith("onnx-"):
+            Tagger.from_pretrained(model_dir).use_onnx(int8=v.endswith("int8"))
+
+
 def run_govfacts(model_dir: Path, corpus: Path, out: Path, variant: str, extra: list[str]) -> dict:
     from govfacts.cli import app
 
-    args = ["extract", str(corpus), "-o", str(out), "-m", str(model_dir), "-q", f"--{variant}", *extra]
+    args = ["extract", str(corpus), "-o", str(out), "-m", str(model_dir), "-q", *variant_args(variant), *extra]
     with PeakRSS() as mem:
         t0 = time.perf_counter()
         try:
@@ -192,8 +208,12 @@ def dev_f1(model_dir: Path) -> dict:
 
     docs = load_split("dev", ANNOTATIONS, ANNOTATIONS / "splits.yaml")
     out = {}
-    for name, q in (("fp32", False), ("int8", True)):
-        ev = evaluate(Tagger.from_pretrained(model_dir, quantize=q), docs)
+    for name, q in (("fp32", False), ("int8", True), ("onnx-fp32", False), ("onnx-int8", True)):
+        if name.startswith("onnx"):
+            tagger = Tagger.from_pretrained(model_dir).use_onnx(int8=q)
+        else:
+            tagger = Tagger.from_pretrained(model_dir, quantize=q)
+        ev = evaluate(tagger, docs)
         out[name] = {k: round(ev[k], 4) for k in ("precision", "recall", "f1")}
     return out
 
@@ -204,8 +224,9 @@ def main(argv=None) -> None:
     ap.add_argument("--mb", type=float, default=2.0, help="corpus size of 1x in MB of UTF-8 text")
     ap.add_argument("--sizes", default="1,4,16", help="govfacts corpus multiples")
     ap.add_argument("--naive-sizes", default="1", help="naive corpus multiples (it is slow)")
-    ap.add_argument("--variants", default="int8,fp32", help="govfacts weights at 1x: int8 and/or fp32; the "
-                    "first one is also run at the larger sizes")
+    ap.add_argument("--variants", default="onnx-fp32,onnx-int8,int8,fp32",
+                    help="govfacts encoders at 1x: [onnx-]int8 / [onnx-]fp32; the first one is also run at the "
+                    "larger sizes")
     ap.add_argument("--extra", default="", help="more `govfacts extract` options, e.g. '--workers 1'")
     ap.add_argument("--f1", action="store_true", help="also dev-split F1 of fp32 vs int8 (trained tagger only)")
     ap.add_argument("--json", default=None, help="write all numbers here")
@@ -234,6 +255,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(threads)
         print(f"model {model} (trained: {trained}); torch {torch.__version__}, {threads} threads; "
               f"1x = {corpora[min(corpora)][1]:,} chars in {len(list(corpora[min(corpora)][0].glob('*.txt')))} files")
+        warm_onnx(model, variants)
         results = []
         for v in variants:  # warm-up-free: each run loads its model like the real command
             r = run_govfacts(model, corpora[1][0] if 1 in corpora else corpora[min(corpora)][0],
@@ -278,10 +300,9 @@ def summarise(results: list[dict], main_variant: str) -> dict:
     out = {}
     if 1 in gov and 1 in naive:
         out["speedup_vs_naive_1x"] = round(gov[1]["chars_per_s"] / naive[1]["chars_per_s"], 2)
-    for v in ("int8", "fp32"):
-        r = next((r for r in results if r["path"] == f"govfacts-{v}" and r["size"] == 1), None)
-        if r:
-            out[f"govfacts_{v}_chars_per_s_1x"] = r["chars_per_s"]
+    for r in results:
+        if r["path"].startswith("govfacts-") and r["size"] == 1:
+            out[f"{r['path'].replace('-', '_')}_chars_per_s_1x"] = r["chars_per_s"]
     if 1 in gov:
         out["linearity"] = {f"{k}x": {"seconds": gov[k]["seconds"], "seconds_per_x": round(gov[k]["seconds"] / k, 2),
                                       "chars_per_s": gov[k]["chars_per_s"]} for k in sorted(gov)}

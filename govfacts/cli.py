@@ -34,6 +34,8 @@ def extract(
                                           "this process; ray: actors, default 1 per tagger or 1 per CPU for rules)."),
     int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help="Tagger weights: dynamic int8 "
                                         "quantisation or float32 (default: see bench/README.md)."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="Tagger encoder on torch or onnx (ONNX "
+                                          "Runtime); default: configs/infer.yaml."),
 ) -> None:
     """Extract facts from reports; bad files are reported and skipped, the exit status says if any failed."""
     from govfacts.infer.api import extract_documents, load
@@ -54,9 +56,9 @@ def extract(
             from govfacts.infer.ray_engine import run_ray
 
             result, name = run_ray(paths, output, model, errors=errors, resume=resume, progress=not quiet,
-                                   address=address, workers=workers, quantize=int8)
+                                   address=address, workers=workers, quantize=int8, runtime=runtime)
         else:
-            extractor = load(model, quantize=int8)
+            extractor = load(model, quantize=int8, runtime=runtime)
             name = extractor_id(extractor)
     except (ValueError, OSError, ImportError) as e:
         err.print(f"[red]error:[/red] {e}")
@@ -67,7 +69,8 @@ def extract(
         from govfacts.infer.api import batch_functions
         from govfacts.infer.tagger import available_cpus
 
-        setup = partial(batch_functions, model, int8, max(1, available_cpus() // workers)) if workers else None
+        setup = partial(batch_functions, model, int8, max(1, available_cpus() // workers),
+                        runtime=runtime) if workers else None
         result = run_batch(paths, output, lambda d: extract_documents(extractor, [d])[0], errors=errors,
                            resume=resume, progress=not quiet, workers=workers or 0, worker_setup=setup,
                            extract_many=lambda docs: extract_documents(extractor, docs))

@@ -26,6 +26,7 @@ from govfacts.records import Document, Fact, Span
 
 MAX_SEGMENT_CHARS = 100_000  # longer documents are cut at paragraph ends into segments of at most this
 GROUP_CHARS = 400_000  # characters handed to one spans_many call (memory bound for the tagger)
+RUNTIMES = ("torch", "onnx")
 QUANTIZE_DEFAULT = False  # int8 when the model's config has no `govfacts_quantize` verdict (see configure)
 
 
@@ -37,15 +38,18 @@ class Extractor:
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path | None = None, *, quantize: Optional[bool] = None,
-                        num_threads: Optional[int] = None, batch_size: Optional[int] = None) -> "Extractor":
+                        num_threads: Optional[int] = None, batch_size: Optional[int] = None,
+                        runtime: Optional[str] = None) -> "Extractor":
         """`"rules"` → the rule baseline; `"ensemble:DIR"` → tagger + rules; a model directory or hub
         name → the tagger; None → the bundled tagger if present, else the rules.
 
         quantize: dynamic int8 for the tagger (None: the model config's `govfacts_quantize`, written
         by `python -m govfacts.infer.calibrate` when int8 keeps dev F1, else `QUANTIZE_DEFAULT`);
-        num_threads / batch_size: torch threads and windows per forward pass.
+        num_threads / batch_size: threads and windows per forward pass; runtime: `torch` or `onnx`
+        (ONNX Runtime) for the encoder (None: configs/infer.yaml).
         """
-        return cls(load(path_or_name, quantize=quantize, num_threads=num_threads, batch_size=batch_size))
+        return cls(load(path_or_name, quantize=quantize, num_threads=num_threads, batch_size=batch_size,
+                        runtime=runtime))
 
     # -- identity ---------------------------------------------------------------------------------
     @property
@@ -102,40 +106,59 @@ def _text_id(text: str) -> str:
 
 
 def load(spec: str | Path | None = None, *, quantize: Optional[bool] = None, num_threads: Optional[int] = None,
-         batch_size: Optional[int] = None):
+         batch_size: Optional[int] = None, runtime: Optional[str] = None):
     """`load_extractor(spec)` with the inference settings applied to a tagger (also inside an ensemble)."""
     from govfacts.infer.extractor import load_extractor
 
     ex = load_extractor(None if spec is None else str(spec))
-    configure(ex, quantize=quantize, num_threads=num_threads, batch_size=batch_size)
+    configure(ex, quantize=quantize, num_threads=num_threads, batch_size=batch_size, runtime=runtime)
     return ex
 
 
+def default_runtime() -> str:
+    """`runtime` of configs/infer.yaml (torch or onnx); torch when ONNX Runtime is not installed."""
+    import yaml
+
+    from govfacts.infer.onnx_runtime import available
+    from govfacts.paths import CONFIGS
+
+    cfg = yaml.safe_load((CONFIGS / "infer.yaml").read_text(encoding="utf-8")) or {}
+    rt = str(cfg.get("runtime", "torch"))
+    return rt if rt != "onnx" or available() else "torch"
+
+
 def configure(ex, *, quantize: Optional[bool] = None, num_threads: Optional[int] = None,
-              batch_size: Optional[int] = None):
-    """Apply inference settings to the tagger of `ex` (no-op for the rules)."""
+              batch_size: Optional[int] = None, runtime: Optional[str] = None):
+    """Apply inference settings to the tagger of `ex` (no-op for the rules): int8 or float weights on
+    the torch or ONNX Runtime encoder (`runtime`; default: configs/infer.yaml)."""
     tagger = getattr(ex, "tagger", ex)
     if not hasattr(tagger, "view_probs"):
         return ex
+    runtime = runtime or default_runtime()
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r} (choose from {', '.join(RUNTIMES)})")
     if quantize is None:  # the model's own verdict (infer/calibrate.py check_int8), else the default
         quantize = bool(getattr(tagger.model.config, "govfacts_quantize", QUANTIZE_DEFAULT))
-    if quantize:
-        before = tagger.version
-        tagger.quantize()
-        if ex is not tagger and before != tagger.version:  # an ensemble's version carries its tagger's
-            ex.version = str(ex.version).replace(before, tagger.version, 1)
     if num_threads:
         tagger.num_threads = int(num_threads)
     if batch_size:
         tagger.batch_size = int(batch_size)
+    before = tagger.version
+    if runtime == "onnx":
+        tagger.use_onnx(int8=bool(quantize))
+    elif quantize:
+        tagger.quantize()
+    if ex is not tagger and before != tagger.version:  # an ensemble's version carries its tagger's
+        ex.version = str(ex.version).replace(before, tagger.version, 1)
     return ex
 
 
 def batch_functions(spec: str | Path | None = None, quantize: Optional[bool] = None,
-                    num_threads: Optional[int] = None, batch_size: Optional[int] = None):
+                    num_threads: Optional[int] = None, batch_size: Optional[int] = None,
+                    runtime: Optional[str] = None):
     """(extract, extract_many) for `run_batch` with a freshly loaded extractor; picklable through
     functools.partial, it is how worker processes (`govfacts extract --workers N`) get theirs."""
-    ex = load(spec, quantize=quantize, num_threads=num_threads, batch_size=batch_size)
+    ex = load(spec, quantize=quantize, num_threads=num_threads, batch_size=batch_size, runtime=runtime)
     return (lambda d: extract_documents(ex, [d])[0]), (lambda docs: extract_documents(ex, docs))
 
 

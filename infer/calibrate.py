@@ -272,18 +272,21 @@ def write_temperature(model_dir: str | Path, fit: TemperatureFit) -> Path:
 
 
 def check_int8(model_dir: str | Path, dev_docs: Sequence, write: bool = True) -> dict:
-    """Dev strict entity F1 (`govfacts.train.finetune.evaluate`) of the fp32 and the dynamic-int8 tagger.
+    """Dev strict entity F1 (`govfacts.train.finetune.evaluate`) of the fp32 and the dynamic-int8 tagger
+    on the default runtime (configs/infer.yaml: torch or ONNX Runtime).
 
     With `write`, records `govfacts_quantize` = (int8 F1 >= fp32 F1) in config.json (atomically):
     `govfacts extract` / `Extractor.from_pretrained` use int8 by default only for a model whose dev
     F1 it keeps (int8 is ~2x faster on CPU; see bench/README.md). --int8/--fp32 override it.
     """
+    from govfacts.infer.api import configure, default_runtime
     from govfacts.infer.tagger import Tagger
     from govfacts.train.finetune import evaluate
 
-    out = {}
+    out: dict = {"runtime": default_runtime()}
     for name, q in (("fp32", False), ("int8", True)):
-        ev = evaluate(Tagger.from_pretrained(model_dir, quantize=q), dev_docs)
+        tagger = configure(Tagger.from_pretrained(model_dir), quantize=q, runtime=out["runtime"])
+        ev = evaluate(tagger, dev_docs)
         out[name] = {k: round(float(ev[k]), 4) for k in ("precision", "recall", "f1")}
     out["quantize"] = out["int8"]["f1"] >= out["fp32"]["f1"]
     if write:

@@ -36,10 +36,11 @@ def require_ray():
 class ExtractBatch:
     """Ray Data actor: one extractor per actor process, a batch of paths → journal records (JSON)."""
 
-    def __init__(self, spec: Optional[str], quantize: Optional[bool] = None, num_threads: Optional[int] = None):
+    def __init__(self, spec: Optional[str], quantize: Optional[bool] = None, num_threads: Optional[int] = None,
+                 runtime: Optional[str] = None):
         from govfacts.infer.api import load
 
-        self.extractor = load(spec, quantize=quantize, num_threads=num_threads)
+        self.extractor = load(spec, quantize=quantize, num_threads=num_threads, runtime=runtime)
 
     def __call__(self, batch: dict) -> dict:
         from govfacts.infer.api import extract_documents
@@ -59,7 +60,7 @@ def _is_tagger(ex) -> bool:
 def run_ray(paths: Iterable[str | Path], output: str | Path, spec: Optional[str] = None, *,
             errors: Optional[str | Path] = None, resume: bool = False, progress: bool = True,
             address: Optional[str] = None, workers: Optional[int] = None, quantize: Optional[bool] = None,
-            batch_docs: int = 8, num_cpus: Optional[int] = None):
+            batch_docs: int = 8, num_cpus: Optional[int] = None, runtime: Optional[str] = None):
     """Extract facts from every file under `paths` into `output` with Ray Data.
 
     Returns (BatchResult, extractor id). `workers` = extractor actors (default: one per CPU for
@@ -75,7 +76,7 @@ def run_ray(paths: Iterable[str | Path], output: str | Path, spec: Optional[str]
     ray = require_ray()
     output = Path(output)
     output_format(output)
-    probe = load(spec, quantize=quantize)  # fail early on a bad model spec, and name the extractor
+    probe = load(spec, quantize=quantize, runtime=runtime)  # fail early on a bad model spec, and name the extractor
     name, tagger = extractor_id(probe), _is_tagger(probe)
     del probe
     files, skipped = discover(paths)
@@ -92,14 +93,15 @@ def run_ray(paths: Iterable[str | Path], output: str | Path, spec: Optional[str]
         started = True
     try:
         if todo:
-            _run(ray, todo, spec, quantize, workers, tagger, batch_docs, progress, jpath, done, append_records)
+            _run(ray, todo, spec, (quantize, runtime), workers, tagger, batch_docs, progress, jpath, done,
+                 append_records)
     finally:
         if started:
             ray.shutdown()
     return finish_batch(result, files, done, errors, jpath), name
 
 
-def _run(ray, todo, spec, quantize, workers, tagger, batch_docs, progress, jpath, done, append_records):
+def _run(ray, todo, spec, settings, workers, tagger, batch_docs, progress, jpath, done, append_records):
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
@@ -115,7 +117,7 @@ def _run(ray, todo, spec, quantize, workers, tagger, batch_docs, progress, jpath
     ds = ray.data.from_items([{"path": p} for p in todo],
                              override_num_blocks=max(1, min(len(todo), math.ceil(len(todo) / batch_docs))))
     ds = ds.map_batches(ExtractBatch, batch_size=batch_docs, num_cpus=actor_cpus, batch_format="numpy",
-                        fn_constructor_kwargs={"spec": spec, "quantize": quantize,
+                        fn_constructor_kwargs={"spec": spec, "quantize": settings[0], "runtime": settings[1],
                                                "num_threads": actor_cpus if tagger else None},
                         **_actor_pool(ray, n))
     with open(jpath, "a", encoding="utf-8") as journal:

@@ -67,6 +67,7 @@ class Tagger:
             self.rules = RuleExtractor()
         self.source: Optional[str] = None  # the directory / hub name it was loaded from
         self.quantized = False
+        self.runner = None  # an OnnxRunner when the encoder runs on ONNX Runtime (`use_onnx`)
         if quantize:
             self.quantize()
         try:
@@ -98,6 +99,19 @@ class Tagger:
         self.quantized = True
         if self.version and not self.version.endswith("+int8"):
             self.version = f"{self.version}+int8"
+        return self
+
+    def use_onnx(self, int8: bool = False) -> "Tagger":
+        """Run the encoder on ONNX Runtime (exported once per weights, cached; `int8`: ONNX Runtime's
+        dynamic quantisation). The decoding stays the same; bench/README.md has the measured speed."""
+        if self.quantized:
+            raise ValueError(f"{self.name}: use_onnx needs the float model, not the torch-int8 one")
+        from govfacts.infer.onnx_runtime import OnnxRunner
+
+        self.runner = OnnxRunner(self.model, _params_hash(self.model), int8, self.num_threads or available_cpus())
+        # float ONNX gives the torch outputs to ~1e-5 (tested): the same model version; int8 is not
+        if int8 and self.version and not self.version.endswith("+onnx-int8"):
+            self.version = f"{self.version}+onnx-int8"
         return self
 
     # -- loading ----------------------------------------------------------------------------------
@@ -237,6 +251,9 @@ class Tagger:
                 if "token_type_ids" in it[3]:
                     types[r, :k] = it[3]["token_type_ids"]
             extra = {"token_type_ids": torch.from_numpy(types).to(device)} if self.rules is not None else {}
+            if self.runner is not None:
+                yield batch, torch.from_numpy(self.runner(ids, mask, types))
+                continue
             prev_threads = torch.get_num_threads()
             torch.set_num_threads(self.num_threads or available_cpus())
             try:
@@ -436,6 +453,18 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS / Windows
         return max(1, os.cpu_count() or 1)
+
+
+def _params_hash(model) -> str:
+    """First 16 hex digits of the sha256 of a model's config and parameters (the ONNX cache key)."""
+    import torch
+
+    h = hashlib.sha256(model.config.to_json_string().encode("utf-8"))
+    with torch.no_grad():
+        for name, p in sorted(model.state_dict().items()):
+            h.update(name.encode("utf-8"))
+            h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _weights_hash(spec: str) -> str:

@@ -109,13 +109,15 @@ def test_tagger_api_matches_tagger_and_cli(tiny_tagger, samples, tmp_path):
     assert [_key(f) for f in read_facts(out)] == [_key(f) for fs in want for f in fs]
 
 
-def test_quantized_tagger(tiny_tagger, samples):
-    ex = Extractor.from_pretrained(tiny_tagger, quantize=True, num_threads=1)
-    assert ex.version.endswith("+int8") and ex.extractor.quantized
+@pytest.mark.parametrize("runtime,suffix", [("torch", "+int8"), ("onnx", "+onnx-int8")])
+def test_quantized_tagger(tiny_tagger, samples, runtime, suffix):
+    ex = Extractor.from_pretrained(tiny_tagger, quantize=True, num_threads=1, runtime=runtime)
+    assert ex.version.endswith(suffix) and (ex.extractor.quantized or ex.extractor.runner.int8)
     text = (samples / "hr-dongguan-2015.txt").read_text(encoding="utf-8")
     facts = ex.extract(text, doc_id="d")
-    assert all(text[f.start:f.end] == f.text and f.extractor.endswith("+int8") for f in facts)
-    assert ex.extractor.quantize() is ex.extractor  # idempotent
+    assert all(text[f.start:f.end] == f.text and f.extractor.endswith(suffix) for f in facts)
+    if runtime == "torch":
+        assert ex.extractor.quantize() is ex.extractor  # idempotent
 
 
 def test_local_worker_processes_give_the_same_output(samples, tmp_path):

@@ -106,9 +106,11 @@ def test_calibrate_command_writes_report(tiny, tmp_path):
     assert conf["govfacts_quantize"] is check["quantize"] == (check["int8"]["f1"] >= check["fp32"]["f1"])
     from govfacts.infer.api import Extractor
 
-    assert Extractor.from_pretrained(tiny).extractor.quantized is conf["govfacts_quantize"]
-    assert Extractor.from_pretrained(tiny, quantize=False).extractor.quantized is False
-    assert Extractor.from_pretrained(tiny, quantize=True).version.endswith("+int8")
+    assert check["runtime"] == "onnx"  # configs/infer.yaml: the verdict is for the default runtime
+    assert Extractor.from_pretrained(tiny).extractor.runner.int8 is conf["govfacts_quantize"]
+    assert Extractor.from_pretrained(tiny, quantize=False).extractor.runner.int8 is False
+    assert Extractor.from_pretrained(tiny, runtime="torch").extractor.quantized is conf["govfacts_quantize"]
+    assert Extractor.from_pretrained(tiny, quantize=True).version.endswith("+onnx-int8")
     # the score threshold chosen on dev is in the config and the loaded tagger applies it
     assert conf["govfacts_min_score"] == rep["min_score"]["min_score"]
     assert rep["platt"]["kept"] is ("govfacts_platt" in conf)
