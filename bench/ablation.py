@@ -3,8 +3,8 @@
 
 * rules (baseline);
 * tagger with rule hints (configs/finetune.yaml as is) and without (`rule_hints: false`), from each
-  pretrained base given with --base NAME=DIR (default: models/govfacts-base-zh) and from a randomly
-  initialised encoder (same architecture and tokenizer as the first base);
+  pretrained base given with --base NAME=DIR (default: models/govfacts-base-zh), and with hints from a
+  randomly initialised encoder (same architecture and tokenizer as the first base);
 * decoding ablations of the first hinted variant: without quantity anchoring, reading every sentence;
 * explicit ensembles of the unhinted tagger with the rules in both orders (`A+B`: A decides, B fills gaps).
 
@@ -72,7 +72,6 @@ def main() -> None:
         runs[f"tagger-{name}-hints"] = (Path(b), {"rule_hints": True})
         runs[f"tagger-{name}"] = (Path(b), {"rule_hints": False})
     runs["tagger-random-init-hints"] = (RUNS / "random-base", {"rule_hints": True})
-    runs["tagger-random-init"] = (RUNS / "random-base", {"rule_hints": False})
     timing = {}
     if not args.skip_train:
         random_base(Path(first), RUNS / "random-base")

@@ -34,8 +34,8 @@ def extract(
                                           "this process; ray: actors, default 1 per tagger or 1 per CPU for rules)."),
     int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help="Tagger weights: dynamic int8 "
                                         "quantisation or float32 (default: see bench/README.md)."),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help="Tagger encoder on torch or onnx (ONNX "
-                                          "Runtime); default: configs/infer.yaml."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="Tagger encoder: auto, torch or onnx "
+                                          "(ONNX Runtime); default: configs/infer.yaml."),
 ) -> None:
     """Extract facts from reports; bad files are reported and skipped, the exit status says if any failed."""
     from govfacts.infer.api import extract_documents, load

@@ -26,7 +26,7 @@ from govfacts.records import Document, Fact, Span
 
 MAX_SEGMENT_CHARS = 100_000  # longer documents are cut at paragraph ends into segments of at most this
 GROUP_CHARS = 400_000  # characters handed to one spans_many call (memory bound for the tagger)
-RUNTIMES = ("torch", "onnx")
+RUNTIMES = ("auto", "torch", "onnx")
 QUANTIZE_DEFAULT = False  # int8 when the model's config has no `govfacts_quantize` verdict (see configure)
 
 
@@ -116,15 +116,23 @@ def load(spec: str | Path | None = None, *, quantize: Optional[bool] = None, num
 
 
 def default_runtime() -> str:
-    """`runtime` of configs/infer.yaml (torch or onnx); torch when ONNX Runtime is not installed."""
+    """`runtime` of configs/infer.yaml (auto, torch or onnx)."""
     import yaml
 
-    from govfacts.infer.onnx_runtime import available
     from govfacts.paths import CONFIGS
 
     cfg = yaml.safe_load((CONFIGS / "infer.yaml").read_text(encoding="utf-8")) or {}
-    rt = str(cfg.get("runtime", "torch"))
-    return rt if rt != "onnx" or available() else "torch"
+    return str(cfg.get("runtime", "torch"))
+
+
+def resolve_runtime(runtime: str, quantize: bool) -> str:
+    """`auto` → what measured fastest on CPU (bench/README.md): ONNX Runtime for float weights, torch's
+    dynamic int8 for int8; `onnx` falls back to torch when onnxruntime is not installed."""
+    from govfacts.infer.onnx_runtime import available
+
+    if runtime == "auto":
+        runtime = "torch" if quantize else "onnx"
+    return runtime if runtime != "onnx" or available() else "torch"
 
 
 def configure(ex, *, quantize: Optional[bool] = None, num_threads: Optional[int] = None,
@@ -139,6 +147,7 @@ def configure(ex, *, quantize: Optional[bool] = None, num_threads: Optional[int]
         raise ValueError(f"unknown runtime {runtime!r} (choose from {', '.join(RUNTIMES)})")
     if quantize is None:  # the model's own verdict (infer/calibrate.py check_int8), else the default
         quantize = bool(getattr(tagger.model.config, "govfacts_quantize", QUANTIZE_DEFAULT))
+    runtime = resolve_runtime(runtime, quantize)
     if num_threads:
         tagger.num_threads = int(num_threads)
     if batch_size:

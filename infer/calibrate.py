@@ -144,13 +144,22 @@ def platt_fit(conf: np.ndarray, ok: np.ndarray, l2: float = 1e-2, iters: int = 5
     X = np.stack([x, np.ones_like(x)], axis=1)
     w = np.array([1.0, 0.0])
     prior = np.array([1.0, 0.0])
+    def loss(w):
+        z = X @ w
+        return float(np.sum(np.logaddexp(0, z) - ok * z) + 0.5 * l2 * len(x) * np.sum((w - prior) ** 2))
+
     for _ in range(iters):
         p = 1 / (1 + np.exp(-(X @ w)))
         grad = X.T @ (p - ok) + l2 * len(x) * (w - prior)
         hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * len(x) * np.eye(2)
         step = np.linalg.solve(hess, grad)
-        w = w - step
-        if np.abs(step).max() < 1e-8:
+        # damped Newton: halve the step until the objective goes down (scores at 0/1 make plain
+        # Newton overshoot)
+        cur, t = loss(w), 1.0
+        while t > 1e-6 and loss(w - t * step) > cur:
+            t /= 2
+        w = w - t * step
+        if np.abs(t * step).max() < 1e-8:
             break
     return float(w[0]), float(w[1])
 
@@ -288,6 +297,7 @@ def check_int8(model_dir: str | Path, dev_docs: Sequence, write: bool = True) ->
         tagger = configure(Tagger.from_pretrained(model_dir), quantize=q, runtime=out["runtime"])
         ev = evaluate(tagger, dev_docs)
         out[name] = {k: round(float(ev[k]), 4) for k in ("precision", "recall", "f1")}
+        out[name]["runtime"] = "onnx" if tagger.runner is not None else "torch"
     out["quantize"] = out["int8"]["f1"] >= out["fp32"]["f1"]
     if write:
         update_config(model_dir, {"govfacts_quantize": bool(out["quantize"]),

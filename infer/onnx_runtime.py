@@ -85,6 +85,9 @@ class OnnxRunner:
         if num_threads:
             opts.intra_op_num_threads = int(num_threads)
         opts.inter_op_num_threads = 1
+        opts.enable_mem_pattern = False  # window batches vary in shape
+        # no busy-waiting between runs: decoding and reading share the same cores (measured 1.4x faster)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.path = path
