@@ -156,7 +156,10 @@ def test_hinted_finetune_and_tagger(tmp_path):
         "max_steps": 4, "batch_size": 8, "num_threads": 1, "progress": False, "augment": 0,
         "rule_hints": True, "hint_drop": 0.3, "hint_swap": 0.1})
     conf = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    assert conf["govfacts_rule_hints"] is True and conf["type_vocab_size"] == len(LABELS.bio_tags)
+    from govfacts.hints import hint_vocab
+
+    # configs/finetune.yaml has hint_quantities: true → the 47 tags plus B-QTY/I-QTY
+    assert conf["govfacts_rule_hints"] is True and conf["type_vocab_size"] == len(hint_vocab(LABELS.bio_tags, True))
     tagger = Tagger.from_pretrained(out, num_threads=1)
     assert tagger.rules is not None
     batches = list(tagger.window_logits([build_view(TEXT)]))
