@@ -219,7 +219,7 @@ class Tagger:
         import torch
 
         from govfacts.hints import hint_type_ids, hint_vocab, mark_quantities, rule_hint_tags, uses_quantity_hints
-        from govfacts.train.dataset import encode_window, read_windows
+        from govfacts.train.dataset import read_encoded_windows
 
         items = []  # (view index, start, end, encoding)
         quantities = self.rules is not None and uses_quantity_hints(self.model)
@@ -230,8 +230,8 @@ class Tagger:
             hints = rule_hint_tags(view, self.rules) if self.rules is not None else None
             if quantities:
                 hints = mark_quantities(hints, find_quantities(view.text))
-            for s, e in read_windows(view.text, self.tokenizer, self.max_len, self.stride, self.skip_plain):
-                enc = encode_window(self.tokenizer, view.text[s:e], self.max_len)
+            for s, e, enc in read_encoded_windows(view.text, self.tokenizer, self.max_len, self.stride,
+                                                  self.skip_plain):
                 if hints is not None:
                     enc["token_type_ids"] = hint_type_ids(enc["offsets"], hints[s:e], tag_ids)
                 items.append((vi, s, e, enc))

@@ -189,6 +189,29 @@ def read_windows(text: str, tokenizer, max_len: int, stride: int, skip_plain: bo
     return [(s + a, e + a) for a, b in segments for s, e in fit_windows(text[a:b], tokenizer, max_len, stride)]
 
 
+def read_encoded_windows(text: str, tokenizer, max_len: int, stride: int, skip_plain: bool = False):
+    """`read_windows` with each window's `encode_window` encoding: yields (start, end, encoding).
+
+    The same windows and encodings, but a window that fits is tokenised once instead of twice (once to
+    check it fits, once to encode): the encoding with room for one token more than max_len is the
+    untruncated one exactly when it fits."""
+    from govfacts.claims import claim_segments
+
+    n_special = tokenizer.num_special_tokens_to_add(pair=False) if hasattr(tokenizer, "num_special_tokens_to_add") else 2
+    segments = claim_segments(text) if skip_plain else [(0, len(text))]
+    for a, b in segments:
+        seg = text[a:b]
+        for s, e in make_windows(seg, max(1, max_len - n_special), stride):
+            enc = encode_window(tokenizer, seg[s:e], max_len + 1)
+            if len(enc["input_ids"]) <= max_len or e - s <= 1:
+                if len(enc["input_ids"]) > max_len:  # one char that needs more tokens: cut as fit_windows does
+                    enc = encode_window(tokenizer, seg[s:e], max_len)
+                yield a + s, a + e, enc
+                continue
+            for s2, e2 in _fit(seg, s, e, tokenizer, max_len, stride):
+                yield a + s2, a + e2, encode_window(tokenizer, seg[s2:e2], max_len)
+
+
 def _fit(text, s, e, tokenizer, max_len, stride):
     n_tok = len(tokenizer(text[s:e], add_special_tokens=True)["input_ids"])
     if n_tok <= max_len or e - s <= 1:
