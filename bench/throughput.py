@@ -165,19 +165,31 @@ def run_naive(model_dir: Path, corpus: Path, threads: int) -> dict:
             "peak_rss_mb": _mb(mem.peak), "rss_before_mb": _mb(mem.before), "sentences": n_sent, "entities": n_ent}
 
 
-def variant_args(variant: str) -> list[str]:
-    """`int8`, `fp32` (torch encoder) or `onnx-int8`, `onnx-fp32` (ONNX Runtime) → extract options."""
+def variant_settings(variant: str) -> tuple[str, bool]:
+    """`int8`, `fp32` (torch encoder) or `onnx-int8`, `onnx-fp32` (ONNX Runtime) → (runtime, int8)."""
     runtime, _, weights = variant.rpartition("-")
-    return ["--runtime", runtime or "torch", f"--{weights}"]
+    return runtime or "torch", weights == "int8"
+
+
+def variant_args(variant: str) -> list[str]:
+    runtime, int8 = variant_settings(variant)
+    return ["--runtime", runtime, "--int8" if int8 else "--fp32"]
+
+
+def variant_tagger(model_dir: Path, variant: str):
+    """The tagger `govfacts extract` runs for `variant` (govfacts.infer.api.configure)."""
+    from govfacts.infer.api import configure
+    from govfacts.infer.tagger import Tagger
+
+    runtime, int8 = variant_settings(variant)
+    return configure(Tagger.from_pretrained(model_dir), quantize=int8, runtime=runtime)
 
 
 def warm_onnx(model_dir: Path, variants: list[str]) -> None:
     """Export (and quantise) the ONNX graphs once, as the first use on a machine does; not timed."""
-    from govfacts.infer.tagger import Tagger
-
     for v in variants:
-        if v.startswith("onnx-"):
-            Tagger.from_pretrained(model_dir).use_onnx(int8=v.endswith("int8"))
+        if variant_settings(v)[0] == "onnx":
+            variant_tagger(model_dir, v)
 
 
 def run_govfacts(model_dir: Path, corpus: Path, out: Path, variant: str, extra: list[str]) -> dict:
@@ -201,19 +213,14 @@ def run_govfacts(model_dir: Path, corpus: Path, out: Path, variant: str, extra: 
 
 
 def dev_f1(model_dir: Path) -> dict:
-    from govfacts.infer.tagger import Tagger
     from govfacts.paths import ANNOTATIONS
     from govfacts.train.dataset import load_split
     from govfacts.train.finetune import evaluate
 
     docs = load_split("dev", ANNOTATIONS, ANNOTATIONS / "splits.yaml")
     out = {}
-    for name, q in (("fp32", False), ("int8", True), ("onnx-fp32", False), ("onnx-int8", True)):
-        if name.startswith("onnx"):
-            tagger = Tagger.from_pretrained(model_dir).use_onnx(int8=q)
-        else:
-            tagger = Tagger.from_pretrained(model_dir, quantize=q)
-        ev = evaluate(tagger, docs)
+    for name in ("fp32", "int8", "onnx-fp32", "onnx-int8"):
+        ev = evaluate(variant_tagger(model_dir, name), docs)
         out[name] = {k: round(ev[k], 4) for k in ("precision", "recall", "f1")}
     return out
 
@@ -224,7 +231,7 @@ def main(argv=None) -> None:
     ap.add_argument("--mb", type=float, default=2.0, help="corpus size of 1x in MB of UTF-8 text")
     ap.add_argument("--sizes", default="1,4,16", help="govfacts corpus multiples")
     ap.add_argument("--naive-sizes", default="1", help="naive corpus multiples (it is slow)")
-    ap.add_argument("--variants", default="onnx-fp32,onnx-int8,int8,fp32",
+    ap.add_argument("--variants", default="int8,onnx-fp32,onnx-int8,fp32",
                     help="govfacts encoders at 1x: [onnx-]int8 / [onnx-]fp32; the first one is also run at the "
                     "larger sizes")
     ap.add_argument("--extra", default="", help="more `govfacts extract` options, e.g. '--workers 1'")

@@ -25,13 +25,11 @@ def rule_spans(view: TextView, rules) -> list:
 
 
 def rule_hint_tags(view: TextView, rules) -> list[str]:
-    """IOB2 tag per view char from the rule extractor's spans (O outside them)."""
-    tags = ["O"] * len(view.text)
-    for span in rule_spans(view, rules):
-        vs, ve = view.from_raw(span.start, span.end)
-        for i in range(vs, ve):
-            tags[i] = ("B-" if i == vs else "I-") + span.label
-    return tags
+    """IOB2 tag per view char from the rule extractor's spans (O outside them), projected onto the view
+    as gold spans are (`spans_to_view_tags`)."""
+    from govfacts.train.dataset import spans_to_view_tags
+
+    return spans_to_view_tags(view, rule_spans(view, rules))
 
 
 def zero_claim_phrases(view: TextView, rules) -> list[tuple[int, int]]:

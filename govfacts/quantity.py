@@ -44,6 +44,13 @@ def find_quantities(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in QUANTITY_RX.finditer(text)]
 
 
+def view_quantities(view) -> list[tuple[int, int]]:
+    """`find_quantities` of a TextView's text, computed once per view (hints and decoding share it)."""
+    if "quantities" not in view.memo:
+        view.memo["quantities"] = find_quantities(view.text)
+    return view.memo["quantities"]
+
+
 def _clean(text: str) -> str:
     t = to_halfwidth(to_simplified(text))
     t = re.sub(r"\s+", "", t)

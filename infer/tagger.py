@@ -21,7 +21,7 @@ from govfacts.infer.decode import (allowed_transitions, anchor_spans, char_log_p
                                    decode, spans_from_tags)
 from govfacts.hints import snap_to_phrases, zero_claim_phrases
 from govfacts.infer.words import snap_free_spans
-from govfacts.quantity import find_quantities
+from govfacts.quantity import view_quantities
 from govfacts.records import Span
 from govfacts.textview import TextView, build_view
 
@@ -179,7 +179,7 @@ class Tagger:
 
     def _postprocess(self, view: TextView, probs: np.ndarray, covered: np.ndarray, found):
         if self.anchor:
-            candidates = find_quantities(view.text)
+            candidates = view_quantities(view)
             found = snap_free_spans(view.text, found, candidates)
             if self.rules is not None:
                 found = snap_to_phrases(found, zero_claim_phrases(view, self.rules))
@@ -229,7 +229,7 @@ class Tagger:
                 continue
             hints = rule_hint_tags(view, self.rules) if self.rules is not None else None
             if quantities:
-                hints = mark_quantities(hints, find_quantities(view.text))
+                hints = mark_quantities(hints, view_quantities(view))
             for s, e, enc in read_encoded_windows(view.text, self.tokenizer, self.max_len, self.stride,
                                                   self.skip_plain):
                 if hints is not None:

@@ -272,13 +272,16 @@ def test_oversample_rare_labels():
 
 @pytest.mark.parametrize("skip_plain", [False, True])
 def test_encoded_windows_equal_windows_then_encoding(docs, byte_tok, char_tok, wordpiece_tok, skip_plain):
-    """The tagger's one-pass window reader gives read_windows' windows with encode_window's encodings."""
-    from govfacts.train.dataset import read_encoded_windows, read_windows
+    """The one-pass window reader gives fit_windows' windows (over claim segments with skip_plain) with
+    encode_window's encodings."""
+    from govfacts.claims import claim_segments
+    from govfacts.train.dataset import read_encoded_windows
 
     text = build_view(docs["gov-pingtan-2021"].text).text[:6000]
+    segments = claim_segments(text) if skip_plain else [(0, len(text))]
     for tok, max_len, stride in ((char_tok, 128, 32), (byte_tok, 64, 16), (char_tok, 16, 4), (wordpiece_tok, 48, 8)):
-        want = [(s, e, encode_window(tok, text[s:e], max_len)) for s, e in read_windows(text, tok, max_len, stride,
-                                                                                          skip_plain)]
+        windows = [(s + a, e + a) for a, b in segments for s, e in fit_windows(text[a:b], tok, max_len, stride)]
+        want = [(s, e, encode_window(tok, text[s:e], max_len)) for s, e in windows]
         got = list(read_encoded_windows(text, tok, max_len, stride, skip_plain))
         assert [(s, e) for s, e, _ in got] == [(s, e) for s, e, _ in want]
         assert [enc for *_, enc in got] == [enc for *_, enc in want]

@@ -173,35 +173,25 @@ def fit_windows(text: str, tokenizer, max_len: int, stride: int) -> list[tuple[i
     Re-splitting is needed only for tokenizers that emit several tokens per char (byte-level BPE);
     char-level and WordPiece tokenizers give tokens <= chars and the first pass already fits.
     """
-    n_special = tokenizer.num_special_tokens_to_add(pair=False) if hasattr(tokenizer, "num_special_tokens_to_add") else 2
     out = []
-    for s, e in make_windows(text, max(1, max_len - n_special), stride):
+    for s, e in make_windows(text, max(1, max_len - _n_special(tokenizer)), stride):
         out.extend(_fit(text, s, e, tokenizer, max_len, stride))
     return out
 
 
-def read_windows(text: str, tokenizer, max_len: int, stride: int, skip_plain: bool = False) -> list[tuple[int, int]]:
-    """The windows the tagger reads: `fit_windows` over the whole text, or with `skip_plain` over each
-    claim segment (govfacts.claims) alone. Training and inference cut windows the same way."""
-    from govfacts.claims import claim_segments
-
-    segments = claim_segments(text) if skip_plain else [(0, len(text))]
-    return [(s + a, e + a) for a, b in segments for s, e in fit_windows(text[a:b], tokenizer, max_len, stride)]
-
-
 def read_encoded_windows(text: str, tokenizer, max_len: int, stride: int, skip_plain: bool = False):
-    """`read_windows` with each window's `encode_window` encoding: yields (start, end, encoding).
+    """The windows the tagger reads, with their `encode_window` encodings: yields (start, end, encoding).
 
-    The same windows and encodings, but a window that fits is tokenised once instead of twice (once to
-    check it fits, once to encode): the encoding with room for one token more than max_len is the
-    untruncated one exactly when it fits."""
+    The windows are `fit_windows` over the whole text, or with `skip_plain` over each claim segment
+    (govfacts.claims) alone; training and inference cut windows the same way. A window that fits is
+    tokenised once, not once to check it fits and once to encode: the encoding with room for one token
+    more than max_len is the untruncated one exactly when it fits."""
     from govfacts.claims import claim_segments
 
-    n_special = tokenizer.num_special_tokens_to_add(pair=False) if hasattr(tokenizer, "num_special_tokens_to_add") else 2
     segments = claim_segments(text) if skip_plain else [(0, len(text))]
     for a, b in segments:
         seg = text[a:b]
-        for s, e in make_windows(seg, max(1, max_len - n_special), stride):
+        for s, e in make_windows(seg, max(1, max_len - _n_special(tokenizer)), stride):
             enc = encode_window(tokenizer, seg[s:e], max_len + 1)
             if len(enc["input_ids"]) <= max_len or e - s <= 1:
                 if len(enc["input_ids"]) > max_len:  # one char that needs more tokens: cut as fit_windows does
@@ -210,6 +200,11 @@ def read_encoded_windows(text: str, tokenizer, max_len: int, stride: int, skip_p
                 continue
             for s2, e2 in _fit(seg, s, e, tokenizer, max_len, stride):
                 yield a + s2, a + e2, encode_window(tokenizer, seg[s2:e2], max_len)
+
+
+def _n_special(tokenizer) -> int:
+    """Special tokens ([CLS]/[SEP] …) the tokenizer adds to one sequence."""
+    return tokenizer.num_special_tokens_to_add(pair=False) if hasattr(tokenizer, "num_special_tokens_to_add") else 2
 
 
 def _fit(text, s, e, tokenizer, max_len, stride):
@@ -285,16 +280,16 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
     import random
 
     from govfacts.hints import corrupt_hints, hint_type_ids, hint_vocab, mark_quantities, rule_hint_tags
-    from govfacts.quantity import find_quantities
+    from govfacts.quantity import view_quantities
 
     rng = rng or random.Random(0)
     view, tags = doc_view_tags(doc)
     hint_tags = rule_hint_tags(view, hints.rules) if hints else None
-    candidates = find_quantities(view.text) if hints and hints.quantities else []
+    candidates = view_quantities(view) if hints and hints.quantities else []
     vocab = hint_vocab(list(label2id), bool(hints and hints.quantities))
     names = sorted({t[2:] for t in label2id if t != "O"})
     out = []
-    for s, e in read_windows(view.text, tokenizer, max_len, stride, skip_plain):
+    for s, e, first in read_encoded_windows(view.text, tokenizer, max_len, stride, skip_plain):
         win_tags = tags[s:e]
         if all(t is None for t in win_tags):
             continue  # a window wholly inside an ignored table teaches nothing
@@ -302,7 +297,7 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
         if augment and any(t and t != "O" for t in win_tags):
             texts += [perturb_numbers(texts[0], win_tags, rng) for _ in range(augment)]
         for k, text in enumerate(texts):
-            enc = encode_window(tokenizer, text, max_len)
+            enc = first if k == 0 else encode_window(tokenizer, text, max_len)
             labels = align_labels(enc["offsets"], win_tags, label2id)
             row = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels,
                    "doc_id": doc.doc_id, "start": s, "end": e, "copy": k}
