@@ -39,7 +39,7 @@ def random_base(base: Path, out: Path, seed: int = 0) -> Path:
 
 
 def scores(docs, extractor) -> dict:
-    from govfacts.train.evaluate import evaluate_predictions, predict
+    from govfacts.evaluate.report import evaluate_predictions, predict
 
     r = evaluate_predictions(docs, predict(extractor, docs))
     return {"entity_micro_f1": r["entity"]["micro avg"]["f1-score"],
@@ -51,11 +51,11 @@ def scores(docs, extractor) -> dict:
 
 
 def main() -> None:
-    from govfacts.infer.calibrate import calibrate
+    from govfacts.train.calibrate import calibrate
     from govfacts.infer.ensemble import EnsembleExtractor
     from govfacts.infer.rules import RuleExtractor
     from govfacts.infer.tagger import Tagger
-    from govfacts.train.evaluate import load_gold
+    from govfacts.annotations import load_gold
     from govfacts.train.finetune import finetune
 
     ap = argparse.ArgumentParser()

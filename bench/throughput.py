@@ -177,12 +177,11 @@ def variant_args(variant: str) -> list[str]:
 
 
 def variant_tagger(model_dir: Path, variant: str):
-    """The tagger `govfacts extract` runs for `variant` (govfacts.infer.api.configure)."""
-    from govfacts.infer.api import configure
-    from govfacts.infer.tagger import Tagger
+    """The tagger `govfacts extract` runs for `variant` (loaded as it loads it: govfacts.infer.loader)."""
+    from govfacts.infer.loader import InferSettings, load
 
     runtime, int8 = variant_settings(variant)
-    return configure(Tagger.from_pretrained(model_dir), quantize=int8, runtime=runtime)
+    return load(str(model_dir), InferSettings.load(quantize=int8, runtime=runtime))
 
 
 def warm_onnx(model_dir: Path, variants: list[str]) -> None:
@@ -213,8 +212,8 @@ def run_govfacts(model_dir: Path, corpus: Path, out: Path, variant: str, extra: 
 
 
 def dev_f1(model_dir: Path) -> dict:
+    from govfacts.annotations import load_split
     from govfacts.paths import ANNOTATIONS
-    from govfacts.train.dataset import load_split
     from govfacts.train.finetune import evaluate
 
     docs = load_split("dev", ANNOTATIONS, ANNOTATIONS / "splits.yaml")

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from govfacts.studio_io import AnnotatedDoc
+from govfacts.annotations import AnnotatedDoc
 
 CLASSIFIERS = "条次件个人篇场期项份名起宗余多万亿千元户家通席"
 NUMBER_RX = re.compile(r"[0-9０-９][0-9０-９,，.．]*|(?<![0-9０-９.．])[零〇一二两三四五六七八九十百千万亿]+(?=[" + CLASSIFIERS + "])")

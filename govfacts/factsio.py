@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
+from govfacts.atomic import atomic_path
 from govfacts.records import FACT_FIELDS, Fact
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -19,21 +17,6 @@ def output_format(path: str | Path) -> str:
     if suffix not in FORMATS:
         raise ValueError(f"{path}: output must end in .jsonl, .csv or .parquet")
     return FORMATS[suffix]
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_facts(path: str | Path, facts: Iterable[Fact]) -> int:

@@ -14,3 +14,18 @@ MODELS = ROOT / "models"
 ANNOTATIONS = ROOT / "annotations"
 SAMPLES = ROOT / "data" / "samples"
 DEFAULT_TAGGER = MODELS / "govfacts-tagger-zh"
+
+
+def resolve(path: str | Path) -> Path:
+    """A path written in a config file: absolute as written, else relative to the repository root."""
+    p = Path(path)
+    return p if p.is_absolute() else ROOT / p
+
+
+def resolve_model(spec: str | Path) -> str:
+    """A model spec: an existing directory as given (absolute or from the working directory), else one
+    under the repository root, else the string itself (a hub name)."""
+    for cand in (Path(spec), ROOT / str(spec)):
+        if cand.is_dir():
+            return str(cand)
+    return str(spec)

@@ -1,4 +1,6 @@
-"""Document-level splits (annotations/splits.yaml): one reader and one way to expand its entries.
+"""Document-level splits (annotations/splits.yaml): one reader, one way to expand its entries, and the
+resolver everything uses (`split_members` strictly for training and evaluation, `split_of` leniently
+for documents not yet in the corpus).
 
 An entry is a doc_id or a shell-style pattern (`extra-*`) matched against the documents at hand.
 """
@@ -40,4 +42,27 @@ def split_of(splits: dict[str, list[str]], doc_ids: Iterable[str] | None = None)
                 out.update({d: name for d in expand(entry, ids) if d not in out})
             else:
                 out[entry] = name
+    return out
+
+
+def split_members(splits_yaml: str | Path | None, doc_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Doc ids of every split, strictly: a literal id must be one of `doc_ids` (a pattern may match
+    nothing: its sources are optional), and a document that lands in two splits is an error, so a
+    broad train pattern can never leak dev/test documents."""
+    known = set(doc_ids)
+    where = splits_yaml or ANNOTATIONS / "splits.yaml"
+    out: dict[str, list[str]] = {}
+    owner: dict[str, str] = {}
+    for name, entries in load_splits(where).items():
+        ids: list[str] = []
+        for entry in entries:
+            if not is_pattern(entry) and entry not in known:
+                raise KeyError(f"{where}: split {name!r} names an unknown document {entry!r}")
+            for d in expand(entry, known):
+                if d in owner and owner[d] != name:
+                    raise ValueError(f"{where}: document {d!r} is in both {owner[d]!r} and {name!r}")
+                if d not in ids:
+                    owner[d] = name
+                    ids.append(d)
+        out[str(name)] = ids
     return out

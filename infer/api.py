@@ -2,14 +2,14 @@
 
     from govfacts.infer.api import Extractor
 
-    ex = Extractor.from_pretrained("models/govfacts-tagger-zh")   # or "rules", "ensemble:DIR", a hub name
+    ex = Extractor.from_pretrained("models/govfacts-tagger-zh")   # or "rules", "DIR+rules", a hub name
     facts = ex.extract("2023年共受理政府信息公开申请1136件。", doc_id="demo")
     facts[0].metric, facts[0].value, facts[0].unit, facts[0].start, facts[0].end, facts[0].confidence
     ex.extract_many([text1, text2])        # one list of facts per text, windows batched together
 
-It is a thin layer over the same code `govfacts extract` runs (`load_extractor`, `Tagger` /
-`RuleExtractor`, `facts_from_spans`): `extract_documents` below is what the batch runner, the Ray
-engine and this class call, so all three give the same facts for the same text.
+It is a thin layer over the same code `govfacts extract` runs (`govfacts.infer.loader.load`,
+`facts_from_spans`): `extract_documents` below is what the batch runner, the Ray engine, the
+evaluation and this class call, so all give the same facts for the same text.
 
 Very long documents (more than `MAX_SEGMENT_CHARS` characters, e.g. a 10 MB text dump) are
 processed in paragraph-aligned segments of at most that size, whose spans are shifted back to
@@ -22,12 +22,13 @@ import hashlib
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from govfacts.infer.facts import facts_from_spans
+from govfacts.infer.loader import InferSettings, extractor_id, load
+from govfacts.reader import read_document
 from govfacts.records import Document, Fact, Span
 
 MAX_SEGMENT_CHARS = 100_000  # longer documents are cut at paragraph ends into segments of at most this
 GROUP_CHARS = 400_000  # characters handed to one spans_many call (memory bound for the tagger)
-RUNTIMES = ("auto", "torch", "onnx")
-QUANTIZE_DEFAULT = False  # int8 when the model's config has no `govfacts_quantize` verdict (see configure)
 
 
 class Extractor:
@@ -43,13 +44,13 @@ class Extractor:
         """`"rules"` → the rule baseline; `"ensemble:DIR"` → tagger + rules; a model directory or hub
         name → the tagger; None → the bundled tagger if present, else the rules.
 
-        quantize: dynamic int8 for the tagger (None: the model config's `govfacts_quantize`, written
-        by `python -m govfacts.infer.calibrate` when int8 keeps dev F1, else `QUANTIZE_DEFAULT`);
-        num_threads / batch_size: threads and windows per forward pass; runtime: `torch` or `onnx`
-        (ONNX Runtime) for the encoder (None: configs/infer.yaml).
+        quantize: dynamic int8 for the tagger (None: the model's recorded verdict); num_threads /
+        batch_size: threads and windows per forward pass; runtime: `auto`, `torch` or `onnx` (ONNX
+        Runtime). None takes the value of configs/infer.yaml (`InferSettings`).
         """
-        return cls(load(path_or_name, quantize=quantize, num_threads=num_threads, batch_size=batch_size,
-                        runtime=runtime))
+        settings = InferSettings.load(quantize=quantize, num_threads=num_threads, batch_size=batch_size,
+                                      runtime=runtime)
+        return cls(load(path_or_name, settings))
 
     # -- identity ---------------------------------------------------------------------------------
     @property
@@ -63,8 +64,6 @@ class Extractor:
     @property
     def id(self) -> str:
         """`name@version`, the `extractor` field of every fact."""
-        from govfacts.infer.extractor import extractor_id
-
         return extractor_id(self.extractor)
 
     def __repr__(self) -> str:
@@ -96,8 +95,6 @@ class Extractor:
 
     def extract_file(self, path: str | Path) -> list[Fact]:
         """Facts of one report file (.txt/.html/.pdf); raises `govfacts.reader.ReadError` for a bad file."""
-        from govfacts.reader import read_document
-
         return extract_documents(self.extractor, [read_document(path)])[0]
 
 
@@ -105,69 +102,10 @@ def _text_id(text: str) -> str:
     return "text-" + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
-def load(spec: str | Path | None = None, *, quantize: Optional[bool] = None, num_threads: Optional[int] = None,
-         batch_size: Optional[int] = None, runtime: Optional[str] = None):
-    """`load_extractor(spec)` with the inference settings applied to a tagger (also inside an ensemble)."""
-    from govfacts.infer.extractor import load_extractor
-
-    ex = load_extractor(None if spec is None else str(spec))
-    configure(ex, quantize=quantize, num_threads=num_threads, batch_size=batch_size, runtime=runtime)
-    return ex
-
-
-def default_runtime() -> str:
-    """`runtime` of configs/infer.yaml (auto, torch or onnx)."""
-    import yaml
-
-    from govfacts.paths import CONFIGS
-
-    cfg = yaml.safe_load((CONFIGS / "infer.yaml").read_text(encoding="utf-8")) or {}
-    return str(cfg.get("runtime", "torch"))
-
-
-def resolve_runtime(runtime: str, quantize: bool) -> str:
-    """`auto` → what measured fastest on CPU (bench/README.md): ONNX Runtime for float weights, torch's
-    dynamic int8 for int8; `onnx` falls back to torch when onnxruntime is not installed."""
-    from govfacts.infer.onnx_runtime import available
-
-    if runtime == "auto":
-        runtime = "torch" if quantize else "onnx"
-    return runtime if runtime != "onnx" or available() else "torch"
-
-
-def configure(ex, *, quantize: Optional[bool] = None, num_threads: Optional[int] = None,
-              batch_size: Optional[int] = None, runtime: Optional[str] = None):
-    """Apply inference settings to the tagger of `ex` (no-op for the rules): int8 or float weights on
-    the torch or ONNX Runtime encoder (`runtime`; default: configs/infer.yaml)."""
-    tagger = getattr(ex, "tagger", ex)
-    if not hasattr(tagger, "view_probs"):
-        return ex
-    runtime = runtime or default_runtime()
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r} (choose from {', '.join(RUNTIMES)})")
-    if quantize is None:  # the model's own verdict (infer/calibrate.py check_int8), else the default
-        quantize = bool(getattr(tagger.model.config, "govfacts_quantize", QUANTIZE_DEFAULT))
-    runtime = resolve_runtime(runtime, quantize)
-    if num_threads:
-        tagger.num_threads = int(num_threads)
-    if batch_size:
-        tagger.batch_size = int(batch_size)
-    before = tagger.version
-    if runtime == "onnx":
-        tagger.use_onnx(int8=bool(quantize))
-    elif quantize:
-        tagger.quantize()
-    if ex is not tagger and before != tagger.version:  # an ensemble's version carries its tagger's
-        ex.version = str(ex.version).replace(before, tagger.version, 1)
-    return ex
-
-
-def batch_functions(spec: str | Path | None = None, quantize: Optional[bool] = None,
-                    num_threads: Optional[int] = None, batch_size: Optional[int] = None,
-                    runtime: Optional[str] = None):
+def batch_functions(spec: str | Path | None, settings: InferSettings):
     """(extract, extract_many) for `run_batch` with a freshly loaded extractor; picklable through
     functools.partial, it is how worker processes (`govfacts extract --workers N`) get theirs."""
-    ex = load(spec, quantize=quantize, num_threads=num_threads, batch_size=batch_size, runtime=runtime)
+    ex = load(spec, settings)
     return (lambda d: extract_documents(ex, [d])[0]), (lambda docs: extract_documents(ex, docs))
 
 
@@ -179,9 +117,6 @@ def extract_documents(extractor, docs: Sequence[Document]) -> list[list[Fact]]:
     extractor in groups of about `GROUP_CHARS` characters, so a tagger batches the windows of many
     short documents together while a huge one never holds more than a group in memory.
     """
-    from govfacts.infer.extractor import extractor_id
-    from govfacts.infer.facts import facts_from_spans
-
     units = [(di, off, seg) for di, d in enumerate(docs) for off, seg in segments(d.text)]
     spans: list[list[Span]] = [[] for _ in docs]
     for group in _groups(units, GROUP_CHARS):
@@ -193,10 +128,8 @@ def extract_documents(extractor, docs: Sequence[Document]) -> list[list[Fact]]:
 
 
 def spans_of(extractor, texts: Sequence[str]) -> list[list[Span]]:
-    many = getattr(extractor, "spans_many", None)
-    if many is not None:
-        return many(list(texts))
-    return [extractor.spans(t) for t in texts]
+    """Spans of several texts: every extractor has `spans_many` (the tagger batches the windows)."""
+    return extractor.spans_many(list(texts))
 
 
 def _shift(s: Span, off: int) -> Span:

@@ -28,13 +28,8 @@ class EnsembleExtractor:
         return sorted(out, key=lambda s: s.start)
 
     def spans(self, raw: str) -> list[Span]:
-        return self.merge(self.primary.spans(raw), self.secondary.spans(raw), self.secondary_weight)
+        return self.spans_many([raw])[0]
 
     def spans_many(self, texts: Sequence[str]) -> list[list[Span]]:
         return [self.merge(p, s, self.secondary_weight)
-                for p, s in zip(_many(self.primary, texts), _many(self.secondary, texts))]
-
-
-def _many(extractor, texts: Sequence[str]) -> list[list[Span]]:
-    many = getattr(extractor, "spans_many", None)
-    return many(texts) if many else [extractor.spans(t) for t in texts]
+                for p, s in zip(self.primary.spans_many(texts), self.secondary.spans_many(texts))]

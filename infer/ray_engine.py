@@ -21,6 +21,12 @@ import math
 from pathlib import Path
 from typing import Iterable, Optional
 
+from govfacts.factsio import output_format
+from govfacts.infer.api import extract_documents
+from govfacts.infer.batch import BatchResult, append_records, chunk_records, discover, finish_batch, open_journal, read_record
+from govfacts.infer.loader import InferSettings, extractor_id, has_tagger, load
+from govfacts.infer.tagger import available_cpus
+
 INSTALL = "pip install 'ray[data]>=2.9'  (or: pip install -e '.[ray]')"
 
 
@@ -36,16 +42,10 @@ def require_ray():
 class ExtractBatch:
     """Ray Data actor: one extractor per actor process, a batch of paths → journal records (JSON)."""
 
-    def __init__(self, spec: Optional[str], quantize: Optional[bool] = None, num_threads: Optional[int] = None,
-                 runtime: Optional[str] = None):
-        from govfacts.infer.api import load
-
-        self.extractor = load(spec, quantize=quantize, num_threads=num_threads, runtime=runtime)
+    def __init__(self, spec: Optional[str], settings: InferSettings):
+        self.extractor = load(spec, settings)
 
     def __call__(self, batch: dict) -> dict:
-        from govfacts.infer.api import extract_documents
-        from govfacts.infer.batch import chunk_records, read_record
-
         paths = [str(p) for p in batch["path"]]
         read = [read_record(p) for p in paths]
         recs = chunk_records(paths, read, lambda d: extract_documents(self.extractor, [d])[0],
@@ -53,31 +53,22 @@ class ExtractBatch:
         return {"path": paths, "record": [json.dumps(r, ensure_ascii=False) for r in recs]}
 
 
-def _is_tagger(ex) -> bool:
-    return hasattr(getattr(ex, "tagger", ex), "view_probs")
-
-
-def run_ray(paths: Iterable[str | Path], output: str | Path, spec: Optional[str] = None, *,
-            errors: Optional[str | Path] = None, resume: bool = False, progress: bool = True,
-            address: Optional[str] = None, workers: Optional[int] = None, quantize: Optional[bool] = None,
-            batch_docs: int = 8, num_cpus: Optional[int] = None, runtime: Optional[str] = None):
+def run_ray(paths: Iterable[str | Path], output: str | Path, spec: Optional[str] = None,
+            settings: Optional[InferSettings] = None, *, errors: Optional[str | Path] = None, resume: bool = False,
+            progress: bool = True, address: Optional[str] = None, workers: Optional[int] = None,
+            batch_docs: int = 8, num_cpus: Optional[int] = None):
     """Extract facts from every file under `paths` into `output` with Ray Data.
 
     Returns (BatchResult, extractor id). `workers` = extractor actors (default: one per CPU for
     the rules, one using all CPUs for a tagger); each actor asks for CPUs/workers CPUs and runs
     that many torch threads.
     """
-    from govfacts.factsio import output_format
-    from govfacts.infer.api import load
-    from govfacts.infer.batch import BatchResult, append_records, discover, finish_batch, open_journal
-    from govfacts.infer.extractor import extractor_id
-    from govfacts.infer.tagger import available_cpus
-
     ray = require_ray()
+    settings = settings or InferSettings.load()
     output = Path(output)
     output_format(output)
-    probe = load(spec, quantize=quantize, runtime=runtime)  # fail early on a bad model spec, and name the extractor
-    name, tagger = extractor_id(probe), _is_tagger(probe)
+    probe = load(spec, settings)  # fail early on a bad model spec, and name the extractor
+    name, tagger = extractor_id(probe), has_tagger(probe)
     del probe
     files, skipped = discover(paths)
     done, jpath = open_journal(output, resume)
@@ -93,15 +84,14 @@ def run_ray(paths: Iterable[str | Path], output: str | Path, spec: Optional[str]
         started = True
     try:
         if todo:
-            _run(ray, todo, spec, (quantize, runtime), workers, tagger, batch_docs, progress, jpath, done,
-                 append_records)
+            _run(ray, todo, spec, settings, workers, tagger, batch_docs, progress, jpath, done)
     finally:
         if started:
             ray.shutdown()
     return finish_batch(result, files, done, errors, jpath), name
 
 
-def _run(ray, todo, spec, settings, workers, tagger, batch_docs, progress, jpath, done, append_records):
+def _run(ray, todo, spec, settings, workers, tagger, batch_docs, progress, jpath, done):
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
@@ -117,8 +107,8 @@ def _run(ray, todo, spec, settings, workers, tagger, batch_docs, progress, jpath
     ds = ray.data.from_items([{"path": p} for p in todo],
                              override_num_blocks=max(1, min(len(todo), math.ceil(len(todo) / batch_docs))))
     ds = ds.map_batches(ExtractBatch, batch_size=batch_docs, num_cpus=actor_cpus, batch_format="numpy",
-                        fn_constructor_kwargs={"spec": spec, "quantize": settings[0], "runtime": settings[1],
-                                               "num_threads": actor_cpus if tagger else None},
+                        fn_constructor_kwargs={"spec": spec,
+                                               "settings": settings.replace(num_threads=actor_cpus if tagger else None)},
                         **_actor_pool(ray, n))
     with open(jpath, "a", encoding="utf-8") as journal:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):

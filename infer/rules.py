@@ -6,6 +6,7 @@ offsets. Cue lexicon and weights live in configs/rules.yaml.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,6 +49,17 @@ class Cue:
     weight: float
 
 
+def rules_fingerprint(path: str | None = None, labels: LabelSet | None = None) -> str:
+    """First 8 hex digits of the sha256 of the rule code version, configs/rules.yaml and the label
+    contract: part of the rules' version and of every rule-hinted tagger's, so editing the lexicon
+    changes the id of whatever reads it."""
+    labels = labels or default_labels()
+    h = hashlib.sha256(VERSION.encode("utf-8"))
+    h.update(Path(path or CONFIGS / "rules.yaml").read_bytes())
+    h.update(repr([(lab.name, lab.units) for lab in labels.labels]).encode("utf-8"))
+    return h.hexdigest()[:8]
+
+
 @lru_cache(maxsize=4)
 def load_rules(path: str | None = None) -> tuple[list[Cue], re.Pattern, re.Pattern, re.Pattern]:
     cfg = yaml.safe_load(Path(path or CONFIGS / "rules.yaml").read_text(encoding="utf-8"))
@@ -66,17 +78,21 @@ class RuleExtractor:
     """Finds labelled quantity spans in a document text with cue words and patterns."""
 
     name = NAME
-    version = VERSION
 
     def __init__(self, labels: LabelSet | None = None, rules_path: str | None = None):
         self.labels = labels or default_labels()
         self.cues, self.issue_rx, self.publish_rx, self.not_before_rx = load_rules(rules_path)
+        self.fingerprint = rules_fingerprint(rules_path, self.labels)
+        self.version = f"{VERSION}+{self.fingerprint}"
         self.units = {lab.name: set(lab.units) for lab in self.labels.labels}
 
     # -- public API -----------------------------------------------------------------------------
     def spans(self, raw: str) -> list[Span]:
         """Labelled spans with offsets into `raw`, non-overlapping, sorted."""
         return self.spans_of_view(build_view(raw))
+
+    def spans_many(self, texts) -> list[list[Span]]:
+        return [self.spans(t) for t in texts]
 
     def spans_of_view(self, view: TextView) -> list[Span]:
         """`spans` of an already built view (offsets into `view.raw`)."""

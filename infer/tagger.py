@@ -9,17 +9,20 @@ spans go back to raw offsets through the view.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from govfacts.infer.decode import (allowed_transitions, anchor_spans, char_log_probs, continuation_matrix,
-                                   decode, spans_from_tags)
-from govfacts.hints import snap_to_phrases, zero_claim_phrases
+from govfacts.infer.decode import anchor_spans, continuation_matrix, platt_scale, spans_from_tags, viterbi_many
+from govfacts.infer.hints import (hint_type_ids, hint_vocab, mark_quantities, rule_hint_tags, snap_to_phrases,
+                                  uses_quantity_hints, zero_claim_phrases)
+from govfacts.infer.rules import RuleExtractor
+from govfacts.infer.windows import read_encoded_windows
 from govfacts.infer.words import snap_free_spans
 from govfacts.quantity import view_quantities
 from govfacts.records import Span
@@ -28,48 +31,60 @@ from govfacts.textview import TextView, build_view
 DEFAULT_STRIDE = 64
 
 
+@dataclass
+class TaggerOptions:
+    """How a tagger reads and decodes. Fine-tuning and calibration record these in the model's
+    config.json (`govfacts_*` keys), so a saved model decodes as it was selected and calibrated;
+    `Tagger.from_pretrained(dir, **overrides)` changes them for one run."""
+
+    max_len: int  # tokens per window incl. special tokens
+    stride: int  # chars of overlap between neighbouring windows
+    temperature: float = 1.0  # logits / T before the softmax (fitted on dev)
+    batch_size: int = 16  # windows per forward pass
+    num_threads: Optional[int] = None  # None: all CPUs this process may use
+    score: str = "min"  # span score: min or mean of its chars' chosen-tag probabilities
+    anchor: bool = False  # quantity-anchored decoding (decode.anchor_spans)
+    min_score: float = 0.0  # spans whose calibrated score is below this are dropped (fitted on dev)
+    platt: Optional[tuple[float, float]] = None  # (a, b): p = sigmoid(a·logit(score) + b), fitted on dev
+    skip_plain: bool = False  # read only sentences that may hold a claim (govfacts.claims)
+
+    @classmethod
+    def from_config(cls, cfg, default_max_len: int, **overrides) -> "TaggerOptions":
+        def get(key, default):
+            v = getattr(cfg, f"govfacts_{key}", None)
+            return default if v is None else v
+
+        opts = cls(max_len=int(get("max_len", default_max_len)), stride=int(get("stride", DEFAULT_STRIDE)),
+                   temperature=float(get("temperature", 1.0) or 1.0), anchor=bool(get("anchor", False)),
+                   min_score=float(get("min_score", 0.0)), platt=tuple(get("platt", ())) or None,
+                   skip_plain=bool(get("skip_plain", False)))
+        return dataclasses.replace(opts, **{k: v for k, v in overrides.items() if v is not None})
+
+
 class Tagger:
     """Wraps a loaded token-classification model and its (fast) tokenizer."""
 
-    def __init__(self, model, tokenizer, name: str = "tagger", version: str = "", max_len: Optional[int] = None,
-                 stride: Optional[int] = None, temperature: Optional[float] = None, batch_size: int = 16,
-                 num_threads: Optional[int] = None, score: str = "min", quantize: bool = False,
-                 anchor: Optional[bool] = None, min_score: Optional[float] = None,
-                 skip_plain: Optional[bool] = None):
+    def __init__(self, model, tokenizer, name: str = "tagger", version: str = "",
+                 options: Optional[TaggerOptions] = None, **overrides):
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("the tagger needs a fast tokenizer (offset_mapping aligns tokens to chars)")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
-        self.version = version
         cfg = model.config
         n = cfg.num_labels
         self.tags = [str(cfg.id2label.get(i, cfg.id2label.get(str(i)))) for i in range(n)]
-        self.max_len = int(max_len or getattr(cfg, "govfacts_max_len", None) or self._default_max_len())
-        self.stride = int(stride if stride is not None else getattr(cfg, "govfacts_stride", DEFAULT_STRIDE))
-        self.temperature = float(temperature or getattr(cfg, "govfacts_temperature", None) or 1.0)
-        self.batch_size = batch_size
-        self.num_threads = num_threads
-        self.score = score
-        # quantity-anchored decoding (decode.anchor_spans): on when the model's config asks for it
-        self.anchor = bool(getattr(cfg, "govfacts_anchor", False) if anchor is None else anchor)
-        # spans whose (calibrated) score is below this are dropped; fitted on dev by infer/calibrate.py
-        self.min_score = float(getattr(cfg, "govfacts_min_score", 0.0) if min_score is None else min_score)
-        # Platt scaling of span scores, (a, b): p = sigmoid(a·logit(score) + b); fitted on dev
-        self.platt: Optional[tuple[float, float]] = tuple(getattr(cfg, "govfacts_platt", None) or ()) or None
-        # read only sentences that may hold a claim (govfacts.claims); the rest is tagged O unread
-        self.skip_plain = bool(getattr(cfg, "govfacts_skip_plain", False) if skip_plain is None else skip_plain)
-        # rule hints (govfacts.hints): the rules' tags go in as token types, when the model was trained so
+        self.options = options or TaggerOptions.from_config(cfg, self._default_max_len(), **overrides)
+        # rule hints (govfacts.infer.hints): the rules' tags go in as token types, when the model was trained so
         self.rules = None
         if getattr(cfg, "govfacts_rule_hints", False):
-            from govfacts.infer.rules import RuleExtractor
-
             self.rules = RuleExtractor()
+            if version:  # the rules are part of the model's input: their content is part of its id
+                version = f"{version}+rules-{self.rules.fingerprint}"
+        self.version = version
         self.source: Optional[str] = None  # the directory / hub name it was loaded from
         self.quantized = False
         self.runner = None  # an OnnxRunner when the encoder runs on ONNX Runtime (`use_onnx`)
-        if quantize:
-            self.quantize()
         try:
             self._cont = continuation_matrix(self.tags).astype(np.float32)
         except ValueError as e:
@@ -108,7 +123,8 @@ class Tagger:
             raise ValueError(f"{self.name}: use_onnx needs the float model, not the torch-int8 one")
         from govfacts.infer.onnx_runtime import OnnxRunner
 
-        self.runner = OnnxRunner(self.model, _params_hash(self.model), int8, self.num_threads or available_cpus())
+        self.runner = OnnxRunner(self.model, _params_hash(self.model), int8,
+                                 self.options.num_threads or available_cpus())
         # float ONNX gives the torch outputs to ~1e-5 (tested): the same model version; int8 is not
         if int8 and self.version and not self.version.endswith("+onnx-int8"):
             self.version = f"{self.version}+onnx-int8"
@@ -148,46 +164,31 @@ class Tagger:
         views = [build_view(t) for t in texts]
         return self.decode_views(views, self.view_probs(views))
 
-    def extract_documents(self, docs: Sequence) -> list[list]:
-        """Facts of several `Document`s at once (the batch runner's `extract_many`)."""
-        from govfacts.infer.extractor import extractor_id
-        from govfacts.infer.facts import facts_from_spans
-
-        per_doc = self.spans_many([d.text for d in docs])
-        return [facts_from_spans(d, spans, extractor_id(self)) for d, spans in zip(docs, per_doc)]
-
     # -- internals --------------------------------------------------------------------------------
-    def decode_view(self, view: TextView, probs: np.ndarray, covered: np.ndarray) -> list[Span]:
-        """Merged per-char probabilities of a view → raw Spans (whitespace trimmed from edges)."""
-        _, found = decode(probs, self.tags, covered, how=self.score)
-        return self._spans_of(view, self._postprocess(view, probs, covered, found))
-
     def decode_views(self, views: Sequence[TextView], view_probs: Sequence[tuple[np.ndarray, np.ndarray]]
                      ) -> list[list[Span]]:
-        """`decode_view` of several views at once: one Viterbi step advances all of them together.
-
-        Gives the spans of `decode_view` (the same tag ids, scores and tie breaking: see
-        `_viterbi_many`) at a fraction of the per-character Python overhead.
-        """
+        """Merged per-char probabilities of several views → raw Spans per view (whitespace trimmed from
+        edges); one batched Viterbi (`decode.viterbi_many`) advances all views together."""
         lps = [(p, c) for p, c in view_probs]
-        ids = _viterbi_many(lps, self.tags)
+        ids = viterbi_many(lps, self.tags)
         out = []
         for view, (probs, covered), tag_ids in zip(views, lps, ids):
-            found = spans_from_tags(tag_ids, self.tags, probs, covered, how=self.score)
+            found = spans_from_tags(tag_ids, self.tags, probs, covered, how=self.options.score)
             out.append(self._spans_of(view, self._postprocess(view, probs, covered, found)))
         return out
 
     def _postprocess(self, view: TextView, probs: np.ndarray, covered: np.ndarray, found):
-        if self.anchor:
+        opts = self.options
+        if opts.anchor:
             candidates = view_quantities(view)
             found = snap_free_spans(view.text, found, candidates)
             if self.rules is not None:
                 found = snap_to_phrases(found, zero_claim_phrases(view, self.rules))
             found = anchor_spans(found, probs, covered, self.tags, candidates, text=view.text)
-        if self.platt:
-            found = [(s, e, lab, platt_scale(score, *self.platt)) for s, e, lab, score in found]
-        if self.min_score > 0:
-            found = [f for f in found if f[3] >= self.min_score]
+        if opts.platt:
+            found = [(s, e, lab, platt_scale(score, *opts.platt)) for s, e, lab, score in found]
+        if opts.min_score > 0:
+            found = [f for f in found if f[3] >= opts.min_score]
         return found
 
     @staticmethod
@@ -218,9 +219,7 @@ class Tagger:
         model outputs at other temperatures (calibration) without running the model again."""
         import torch
 
-        from govfacts.hints import hint_type_ids, hint_vocab, mark_quantities, rule_hint_tags, uses_quantity_hints
-        from govfacts.train.dataset import read_encoded_windows
-
+        opts = self.options
         items = []  # (view index, start, end, encoding)
         quantities = self.rules is not None and uses_quantity_hints(self.model)
         tag_ids = hint_vocab(self.tags, quantities)
@@ -230,16 +229,16 @@ class Tagger:
             hints = rule_hint_tags(view, self.rules) if self.rules is not None else None
             if quantities:
                 hints = mark_quantities(hints, view_quantities(view))
-            for s, e, enc in read_encoded_windows(view.text, self.tokenizer, self.max_len, self.stride,
-                                                  self.skip_plain):
+            for s, e, enc in read_encoded_windows(view.text, self.tokenizer, opts.max_len, opts.stride,
+                                                  opts.skip_plain):
                 if hints is not None:
                     enc["token_type_ids"] = hint_type_ids(enc["offsets"], hints[s:e], tag_ids)
                 items.append((vi, s, e, enc))
         order = sorted(range(len(items)), key=lambda i: len(items[i][3]["input_ids"]), reverse=True)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         device = next(self.model.parameters(), torch.empty(0)).device
-        for b in range(0, len(order), self.batch_size):
-            batch = [items[i] for i in order[b:b + self.batch_size]]
+        for b in range(0, len(order), opts.batch_size):
+            batch = [items[i] for i in order[b:b + opts.batch_size]]
             width = max(len(it[3]["input_ids"]) for it in batch)
             ids = np.full((len(batch), width), pad_id, dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -255,7 +254,7 @@ class Tagger:
                 yield batch, torch.from_numpy(self.runner(ids, mask, types))
                 continue
             prev_threads = torch.get_num_threads()
-            torch.set_num_threads(self.num_threads or available_cpus())
+            torch.set_num_threads(opts.num_threads or available_cpus())
             try:
                 with torch.inference_mode():
                     logits = self.model(input_ids=torch.from_numpy(ids).to(device),
@@ -270,7 +269,7 @@ class Tagger:
         (default: the tagger's)."""
         import torch
 
-        temp = float(temperature or self.temperature)
+        temp = float(temperature or self.options.temperature)
         n_tags = len(self.tags)
         probs = [np.zeros((len(v.text), n_tags), dtype=np.float32) for v in views]
         best = [np.full(len(v.text), -1, dtype=np.int64) for v in views]
@@ -281,7 +280,7 @@ class Tagger:
             for r, (vi, s, e, enc) in enumerate(batch):
                 self._merge(probs[vi], best[vi], p[r], enc["offsets"], s, e, len(views[vi].text))
                 unread[vi][s:e] = False
-        if self.skip_plain:  # unread sentences are O for certain, not "unknown": no span runs through them
+        if self.options.skip_plain:  # unread sentences are O for certain, not "unknown": no span runs through them
             o = self.tags.index("O")
             for pr, bs, skip in zip(probs, best, unread):
                 pr[skip] = 0.0
@@ -347,104 +346,6 @@ def _first_cover(offsets, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
             toks.append(t)
             first.append(c == a)
     return (np.asarray(chars, dtype=np.int64), np.asarray(toks, dtype=np.int64), np.asarray(first, dtype=bool))
-
-
-def _transition_structure(trans: np.ndarray):
-    """IOB2 transitions as index arrays: (free columns, constrained columns, their two allowed
-    predecessors (lower index first)), or None when the mask has another shape.
-
-    With it a Viterbi step costs O(n_tags) instead of O(n_tags^2): a free column (allowed after
-    every tag) takes the best previous score; a constrained one (I-X) the better of B-X and I-X.
-    Paths through forbidden transitions score ~1e9 below any allowed path (log-probs are clipped
-    at log(1e-12) > -28 per char), so they never win for documents under ~3.5e7 chars and ignoring
-    them gives the same tag ids as the full max over all predecessors.
-    """
-    allowed = trans == 0
-    free = np.flatnonzero(allowed.all(axis=0))
-    cont = np.flatnonzero(~allowed.all(axis=0))
-    pa, pb = [], []
-    for j in cont:
-        prev = np.flatnonzero(allowed[:, j])
-        if not 1 <= len(prev) <= 2:
-            return None
-        pa.append(prev[0])
-        pb.append(prev[-1])
-    return free, cont, np.asarray(pa, dtype=np.int64), np.asarray(pb, dtype=np.int64)
-
-
-def _viterbi_many(view_probs: Sequence[tuple[np.ndarray, np.ndarray]], tags: Sequence[str],
-                  chunk: int = 2048) -> list[list[int]]:
-    """`decode.viterbi(char_log_probs(probs, covered, tags), tags)` of several sequences at once.
-
-    The sequences are sorted by length; step t advances the k sequences longer than t together
-    (the same element-wise float64 operations as the single-sequence Viterbi, hence the same tag
-    ids). Log-probabilities are built `chunk` steps at a time and backpointers kept as int8/int16,
-    so a long document costs ~n_tags bytes per char instead of 16x that.
-    """
-    n_tags = len(tags)
-    out: list[list[int]] = [[] for _ in view_probs]
-    order = sorted((i for i, (p, _) in enumerate(view_probs) if len(p)), key=lambda i: -len(view_probs[i][0]))
-    if not order:
-        return out
-    start, trans = allowed_transitions(tags)
-    fast = _transition_structure(trans)
-    if fast is not None:
-        free, cont, pa, pb = fast
-        rows = np.arange(len(order))
-    lens = [len(view_probs[i][0]) for i in order]
-    bdtype = np.int8 if n_tags < 128 else np.int16 if n_tags < 32768 else np.int64
-    backs = [np.zeros((n, n_tags), dtype=bdtype) for n in lens]
-    score = np.stack([char_log_probs(view_probs[i][0][:1], view_probs[i][1][:1], tags)[0] + start for i in order])
-    t0 = 1
-    while t0 < lens[0]:
-        t1 = min(t0 + chunk, lens[0])
-        k = sum(1 for n in lens if n > t0)  # sequences still running at t0 (a prefix: sorted by length)
-        lp = np.zeros((k, t1 - t0, n_tags), dtype=np.float64)
-        for r in range(k):
-            i = order[r]
-            m = min(t1, lens[r])
-            lp[r, :m - t0] = char_log_probs(view_probs[i][0][t0:m], view_probs[i][1][t0:m], tags)
-        bk = np.zeros((k, t1 - t0, n_tags), dtype=bdtype)
-        for t in range(t0, t1):
-            while k and lens[k - 1] <= t:
-                k -= 1
-            sc = score[:k]
-            if fast is None:
-                cand = sc[:, :, None] + trans  # [seq, prev, cur]
-                bk[:k, t - t0] = cand.argmax(axis=1)
-                score[:k] = cand.max(axis=1) + lp[:k, t - t0]
-                continue
-            # Columns open to every predecessor (O, B-X) all take the row maximum; I-X chooses
-            # between its two allowed predecessors (B-X, I-X), the lower index winning ties.
-            am = sc.argmax(axis=1)
-            m = sc[rows[:k], am]
-            a, b = sc[:, pa], sc[:, pb]
-            take_b = b > a
-            bk[:k, t - t0, free] = am[:, None]
-            bk[:k, t - t0, cont] = np.where(take_b, pb, pa)
-            new = np.empty_like(sc)
-            new[:, free] = m[:, None]
-            new[:, cont] = np.where(take_b, b, a)
-            score[:k] = new + lp[:k, t - t0]
-        for r in range(len(lens)):
-            if lens[r] > t0:
-                m = min(t1, lens[r])
-                backs[r][t0:m] = bk[r, :m - t0]
-        t0 = t1
-    for r, i in enumerate(order):
-        back = backs[r]
-        path = [int(score[r].argmax())]
-        for t in range(lens[r] - 1, 0, -1):
-            path.append(int(back[t, path[-1]]))
-        out[i] = path[::-1]
-    return out
-
-
-def platt_scale(score: float, a: float, b: float) -> float:
-    """sigmoid(a·logit(score) + b): a monotone map of a span score to P(span right)."""
-    x = min(max(float(score), 1e-6), 1 - 1e-6)
-    z = a * math.log(x / (1 - x)) + b
-    return float(1 / (1 + math.exp(-z))) if z > -700 else 0.0
 
 
 def available_cpus() -> int:

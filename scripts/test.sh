@@ -8,4 +8,6 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: chromium could not be installed; the browser test will be skipped" >&2
 fi
-exec .venv/bin/python -m pytest -q "$@"
+# Two workers, one file each at a time (a file's tests share fixtures and run in order); the slow
+# end-to-end files go first (tests/conftest.py). GOVFACTS_TEST_WORKERS=0 runs in this process.
+exec .venv/bin/python -m pytest -q -n "${GOVFACTS_TEST_WORKERS:-2}" --dist loadfile "$@"

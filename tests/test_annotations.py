@@ -9,8 +9,8 @@ from govfacts.splits import load_splits, split_of
 from govfacts.consistency import explain, uncovered_numbers
 from govfacts.labels import default_labels
 from govfacts.paths import ANNOTATIONS
-from govfacts.studio_io import doc_to_task, read_tasks, task_to_doc
-from govfacts.validate import validate_exports
+from govfacts.annotations import doc_to_task, read_tasks, task_to_doc
+from govfacts.annotations import validate_exports
 
 runner = CliRunner()
 
@@ -128,7 +128,7 @@ def test_to_dataset_round_trips_the_real_annotations(tmp_path, corpus):
     from datasets import load_from_disk
 
     from govfacts.textview import build_view
-    from govfacts.train.dataset import tags_to_spans
+    from govfacts.tags import tags_to_spans
 
     res = runner.invoke(app, ["annotations", "to-dataset", "--out", str(tmp_path / "ds")])
     assert res.exit_code == 0, res.output

@@ -10,6 +10,7 @@ from govfacts.cli import app
 from govfacts.factsio import read_facts
 from govfacts.infer import api
 from govfacts.infer.api import Extractor
+from govfacts.infer.facts import facts_from_spans
 from govfacts.records import Document, Fact
 
 runner = CliRunner()
@@ -79,13 +80,6 @@ def test_long_document_is_segmented_without_changing_facts(samples, monkeypatch)
     assert [len(p) for _, p in hard] == [5000, 5000, 2000]
 
 
-@pytest.fixture(scope="module")
-def tiny_tagger(tmp_path_factory):
-    from tests.test_calibrate import build_tiny_tagger
-
-    return build_tiny_tagger(tmp_path_factory.mktemp("api"), steps=120)
-
-
 def test_tagger_api_matches_tagger_and_cli(tiny_tagger, samples, tmp_path):
     from govfacts.infer.tagger import Tagger
 
@@ -94,7 +88,7 @@ def test_tagger_api_matches_tagger_and_cli(tiny_tagger, samples, tmp_path):
     assert ex.id == f"{tagger.name}@{tagger.version}"
     paths = sorted(samples.glob("*.txt"))[:4]
     docs = [Document(p.stem, str(p), p.read_text(encoding="utf-8")) for p in paths]
-    want = tagger.extract_documents(docs)
+    want = [facts_from_spans(d, tagger.spans(d.text), f"{tagger.name}@{tagger.version}") for d in docs]
     got = ex.extract_many([d.text for d in docs], doc_ids=[d.doc_id for d in docs], paths=[d.path for d in docs])
     assert [[f.to_dict() for f in fs] for fs in got] == [[f.to_dict() for f in fs] for fs in want]
     single = ex.extract(docs[1].text, doc_id=docs[1].doc_id, path=docs[1].path)
@@ -118,6 +112,18 @@ def test_quantized_tagger(tiny_tagger, samples, runtime, suffix):
     assert all(text[f.start:f.end] == f.text and f.extractor.endswith(suffix) for f in facts)
     if runtime == "torch":
         assert ex.extractor.quantize() is ex.extractor  # idempotent
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_an_ensemble_runs_its_tagger_with_the_inference_settings(tiny_tagger, runtime):
+    from govfacts.infer.loader import InferSettings, has_tagger, load
+
+    for spec, member in ((f"{tiny_tagger}+rules", "primary"), (f"rules+{tiny_tagger}", "secondary")):
+        ex = load(spec, InferSettings.load(quantize=True, runtime=runtime, num_threads=1, batch_size=4))
+        tagger = getattr(ex, member)
+        assert has_tagger(ex) and tagger.options.num_threads == 1 and tagger.options.batch_size == 4
+        assert (tagger.quantized if runtime == "torch" else tagger.runner.int8)
+        assert tagger.version in ex.version and ex.version.count("int8") == 1
 
 
 def test_local_worker_processes_give_the_same_output(samples, tmp_path):

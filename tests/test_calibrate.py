@@ -1,81 +1,58 @@
 """Temperature scaling of a tiny tagger fitted on a dev split (CPU, seconds)."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN_IDS = ["hrss-jilin-province-2014", "hr-dongguan-2015", "gov-pingtan-2024"]
-DEV_IDS = ["gov-pingtan-2013a", "gov-pingtan-2012"]
-
-
-def build_tiny_tagger(out_dir: Path, steps: int = 400, train=TRAIN_IDS, dev=DEV_IDS, seed: int = 0) -> Path:
-    """Fine-tune a 1-layer char BERT (hidden 32) for `steps` steps on real reports: a weak tagger
-    that finds some spans and misses others, as a calibration subject."""
-    from transformers import BertConfig, BertForMaskedLM
-
-    from govfacts.train.dataset import load_docs
-    from govfacts.train.finetune import finetune
-    from govfacts.train.vocab import build_tokenizer
-
-    docs = load_docs(ROOT / "annotations")
-    base = out_dir / "base"
-    tok = build_tokenizer([docs[i].text for i in list(train) + list(dev)], base)
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, pad_token_id=tok.pad_token_id or 0)
-    BertForMaskedLM(cfg).save_pretrained(base)
-    tok.save_pretrained(base)
-    splits = out_dir / "splits.yaml"
-    splits.write_text(yaml.safe_dump({"train": list(train), "dev": list(dev), "test": []}), encoding="utf-8")
-    return finetune(None, {"base_model": str(base), "annotations": str(ROOT / "annotations"), "splits": str(splits),
-                           "output_dir": str(out_dir / "tagger"), "epochs": 50, "max_steps": steps,
-                           "batch_size": 8, "lr": 3e-3, "head_lr": 1e-2, "max_len": 128, "stride": 32,
-                           "num_threads": 1, "progress": False, "max_minutes": 5, "eval_batch_size": 32,
-                           "warmup_ratio": 0.05, "seed": seed})
+from tests.conftest import DEV_IDS
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_tagger(tmp_path_factory.mktemp("calib"))
+def tiny(tiny_tagger, tmp_path_factory):
+    """A copy of the session's tiny tagger: calibration writes into its config.json."""
+    out = tmp_path_factory.mktemp("calib") / "tagger"
+    shutil.copytree(tiny_tagger, out)
+    shutil.copy(tiny_tagger.parent / "splits.yaml", out.parent / "splits.yaml")
+    return out
 
 
 @pytest.fixture(scope="module")
 def dev_docs():
-    from govfacts.train.dataset import load_docs
+    from tests.conftest import corpus_docs
 
-    docs = load_docs(ROOT / "annotations")
+    docs = corpus_docs()
     return [docs[i] for i in DEV_IDS]
 
 
 def test_fit_temperature_reduces_dev_ece_and_writes_config(tiny, dev_docs, tmp_path):
-    from govfacts.infer.calibrate import fit_temperature, reliability
+    from govfacts.train.calibrate import fit_temperature, reliability
     from govfacts.infer.tagger import Tagger
 
     tagger = Tagger.from_pretrained(tiny, num_threads=1)
-    assert tagger.temperature == 1.0
+    assert tagger.options.temperature == 1.0
     fit = fit_temperature(tagger, dev_docs)
     assert fit.spans_before > 10, "the tiny tagger should predict spans on dev"
     assert float(fit) == fit.temperature > 0
     assert fit.ece_after <= fit.ece_before + 1e-12
     assert fit.f1_after >= fit.f1_before - 1e-12
     assert fit.nll_after <= fit.nll_before + 1e-12
-    assert tagger.temperature == fit.temperature
+    assert tagger.options.temperature == fit.temperature
     # the fitted value is in config.json, written atomically (no temp files left), and used on reload
     conf = json.loads((tiny / "config.json").read_text(encoding="utf-8"))
     assert conf["govfacts_temperature"] == fit.temperature
     assert conf["govfacts_calibration"]["ece_after"] == fit.ece_after
     assert fit.config == str(tiny / "config.json")
     assert not [p for p in tiny.iterdir() if p.name.startswith(".")]
-    assert Tagger.from_pretrained(tiny).temperature == fit.temperature
+    assert Tagger.from_pretrained(tiny).options.temperature == fit.temperature
     assert reliability(fit)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_overconfident_tagger_is_cooled_down(tiny, dev_docs):
     """A tagger made overconfident (T=0.2) gets a larger temperature and a clearly lower dev ECE."""
-    from govfacts.infer.calibrate import fit_temperature, score_at
+    from govfacts.train.calibrate import fit_temperature, score_at
     from govfacts.infer.tagger import Tagger
     from govfacts.textview import build_view
 
@@ -93,7 +70,7 @@ def test_overconfident_tagger_is_cooled_down(tiny, dev_docs):
 
 
 def test_calibrate_command_writes_report(tiny, tmp_path):
-    from govfacts.infer.calibrate import main
+    from govfacts.train.calibrate import main
 
     splits = tiny.parent / "splits.yaml"
     main([str(tiny), "--splits", str(splits), "--out", str(tmp_path / "cal")])
@@ -122,17 +99,17 @@ def test_calibrate_command_writes_report(tiny, tmp_path):
     from govfacts.infer.tagger import Tagger
 
     t = Tagger.from_pretrained(tiny)
-    assert t.min_score == conf["govfacts_min_score"]
+    assert t.options.min_score == conf["govfacts_min_score"]
     text = (ROOT / "data" / "samples" / "gov-pingtan-2012.txt").read_text(encoding="utf-8")
-    assert all(sp.score >= t.min_score for sp in t.spans(text))
+    assert all(sp.score >= t.options.min_score for sp in t.spans(text))
     all_spans = Tagger.from_pretrained(tiny, min_score=0.0).spans(text)
-    assert {(sp.start, sp.end) for sp in all_spans if sp.score >= t.min_score} == {(sp.start, sp.end) for sp in t.spans(text)}
+    assert {(sp.start, sp.end) for sp in all_spans if sp.score >= t.options.min_score} == {(sp.start, sp.end) for sp in t.spans(text)}
 
 
 def test_best_min_score_by_hand():
     import numpy as np
 
-    from govfacts.infer.calibrate import best_min_score
+    from govfacts.train.calibrate import best_min_score
 
     conf = np.array([0.9, 0.8, 0.3, 0.2, 0.1])
     ok = np.array([1.0, 1.0, 0.0, 1.0, 0.0])
@@ -144,8 +121,8 @@ def test_best_min_score_by_hand():
 def test_platt_fit_recovers_a_known_map():
     import numpy as np
 
-    from govfacts.infer.calibrate import platt_fit
-    from govfacts.infer.tagger import platt_scale
+    from govfacts.train.calibrate import platt_fit
+    from govfacts.infer.decode import platt_scale
 
     rng = np.random.default_rng(0)
     conf = rng.uniform(0.05, 0.95, 4000)
@@ -160,7 +137,7 @@ def test_platt_fit_is_stable_with_scores_at_one():
     """Many spans scored 1.0 (a confident hinted tagger) once made plain Newton steps diverge."""
     import numpy as np
 
-    from govfacts.infer.calibrate import platt_fit
+    from govfacts.train.calibrate import platt_fit
 
     rng = np.random.default_rng(0)
     conf = np.r_[np.full(100, 1.0), rng.uniform(0.3, 1.0, 66)]

@@ -1,6 +1,7 @@
 """Claim segments: the sentences a fact can be in (numeric or zero claims), checked on the real corpus."""
 from govfacts.claims import claim_segments, may_hold_claim
-from govfacts.train.dataset import doc_view_tags, load_docs
+from govfacts.train.dataset import doc_view_tags
+from tests.conftest import corpus_docs
 
 from .conftest import ROOT
 
@@ -24,7 +25,7 @@ def test_segments_merge_neighbouring_sentences_and_skip_plain_ones():
 
 
 def test_every_gold_span_lies_in_a_claim_segment():
-    docs = load_docs(ROOT / "annotations")
+    docs = corpus_docs()
     for doc in docs.values():
         view, _ = doc_view_tags(doc)
         inside = [False] * len(view.text)

@@ -6,11 +6,15 @@ import yaml
 
 from govfacts.labels import default_labels
 from govfacts.records import Span
-from govfacts.studio_io import AnnotatedDoc
+from govfacts.annotations import AnnotatedDoc
 from govfacts.textview import build_view
-from govfacts.train.dataset import (IGNORE_INDEX, SENT_ENDS, align_labels, build_dataset, chars_and_tags,
-                                    doc_examples, doc_view_tags, encode_window, fit_windows, load_docs, load_split,
-                                    make_windows, resolve_splits, spans_to_view_tags, tags_to_spans, view_spans)
+from govfacts.annotations import load_split
+from govfacts.claims import WINDOW_ENDS as SENT_ENDS
+from govfacts.infer.windows import _fit, _n_special, encode_window, make_windows
+from govfacts.splits import split_members as resolve_splits
+from govfacts.tags import spans_to_view_tags, tags_to_spans, view_spans
+from govfacts.train.dataset import IGNORE_INDEX, align_labels, build_dataset, chars_and_tags, doc_examples, doc_view_tags
+from tests.conftest import corpus_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 ANN = ROOT / "annotations"
@@ -18,9 +22,22 @@ SPLITS = ANN / "splits.yaml"
 LABELS = default_labels()
 
 
+def fit_windows(text: str, tokenizer, max_len: int, stride: int) -> list[tuple[int, int]]:
+    """Reference windowing for the one-pass reader: `make_windows` with max_len-2 chars ([CLS]/[SEP]: max_len minus the tokenizer's special
+    tokens), re-split where a tokenizer needs > max_len tokens.
+
+    Re-splitting is needed only for tokenizers that emit several tokens per char (byte-level BPE);
+    char-level and WordPiece tokenizers give tokens <= chars and the first pass already fits.
+    """
+    out = []
+    for s, e in make_windows(text, max(1, max_len - _n_special(tokenizer)), stride):
+        out.extend(_fit(text, s, e, tokenizer, max_len, stride))
+    return out
+
+
 @pytest.fixture(scope="module")
 def docs():
-    return load_docs(ANN)
+    return corpus_docs()
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +292,7 @@ def test_encoded_windows_equal_windows_then_encoding(docs, byte_tok, char_tok, w
     """The one-pass window reader gives fit_windows' windows (over claim segments with skip_plain) with
     encode_window's encodings."""
     from govfacts.claims import claim_segments
-    from govfacts.train.dataset import read_encoded_windows
+    from govfacts.infer.windows import read_encoded_windows
 
     text = build_view(docs["gov-pingtan-2021"].text).text[:6000]
     segments = claim_segments(text) if skip_plain else [(0, len(text))]

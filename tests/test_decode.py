@@ -4,8 +4,21 @@ import itertools
 import numpy as np
 import pytest
 
-from govfacts.infer.decode import (allowed_transitions, anchor_spans, char_log_probs, continuation_matrix, decode, parse_tag,
-                                   span_score, spans_from_tags, viterbi)
+from govfacts.infer.decode import (allowed_transitions, anchor_spans, char_log_probs, continuation_matrix, parse_tag,
+                                   span_score, spans_from_tags, viterbi_many)
+
+
+def viterbi(log_probs, tags):
+    return viterbi_many([np.asarray(log_probs, dtype=np.float64)], tags, log_space=True)[0]
+
+
+def decode(probs, tags, covered=None, how="min"):
+    """Viterbi path and scored spans of one sequence, as the tagger decodes each view."""
+    probs = np.asarray(probs, dtype=np.float64)
+    cov = np.ones(len(probs), dtype=bool) if covered is None else np.asarray(covered, dtype=bool)
+    ids = viterbi_many([(probs, cov)], tags)[0]
+    return ids, spans_from_tags(ids, tags, probs, cov, how)
+
 
 TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
 O, BA, IA, BB, IB = range(5)

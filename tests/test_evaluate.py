@@ -6,8 +6,9 @@ from typer.testing import CliRunner
 
 from govfacts.cli import app
 from govfacts.records import Span
-from govfacts.studio_io import AnnotatedDoc, doc_to_task
-from govfacts.train.evaluate import calibration, confusion, evaluate_predictions, score
+from govfacts.annotations import AnnotatedDoc, doc_to_task
+from govfacts.evaluate.report import confusion, evaluate_predictions
+from govfacts.scoring import calibration, score
 
 TEXT = "网站发布信息10条，接听电话5次，受理申请3件。表格1 2 3"
 
@@ -92,3 +93,33 @@ def test_evaluate_accepts_an_export_file(tmp_path, case):
     assert res.exit_code == 0, res.output
     r = json.loads((tmp_path / "o" / "report.json").read_text(encoding="utf-8"))
     assert r["gold"]["spans"] == 3
+
+
+def test_evaluate_scores_exactly_what_extract_writes(tmp_path):
+    """`govfacts evaluate` with no --model runs the default extractor as `govfacts extract` does
+    (configs/infer.yaml: model, runtime, int8), on a report of the test split."""
+    from govfacts.annotations import load_split, write_tasks
+    from govfacts.evaluate.report import predict
+    from govfacts.factsio import read_facts
+    from govfacts.infer.loader import load
+    from govfacts.paths import ANNOTATIONS, SAMPLES
+
+    gold = next(d for d in load_split("test", ANNOTATIONS) if d.doc_id == "hrss-zhengzhou-2017")
+    report = SAMPLES / f"{gold.doc_id}.txt"
+    assert report.read_text(encoding="utf-8") == gold.text
+    runner = CliRunner()
+    res = runner.invoke(app, ["extract", str(report), "-o", str(tmp_path / "facts.jsonl"), "-q"])
+    assert res.exit_code == 0, res.output
+    facts = read_facts(tmp_path / "facts.jsonl")
+    assert facts and len({f.extractor for f in facts}) == 1
+    # the same spans, scores and extractor id through the evaluation's prediction path
+    ex = load(None)
+    spans = predict(ex, [gold])[gold.doc_id]
+    assert [(s.start, s.end, s.label, s.score) for s in spans] == [(f.start, f.end, f.metric, f.confidence) for f in facts]
+    # and the command itself scores that extractor on that document
+    write_tasks(tmp_path / "gold.json", [doc_to_task(gold)])
+    res = runner.invoke(app, ["evaluate", "--gold", str(tmp_path / "gold.json"), "--out", str(tmp_path / "eval")])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "eval" / "report.json").read_text(encoding="utf-8"))
+    assert list(rep["models"]) == [facts[0].extractor]
+    assert rep["models"][facts[0].extractor]["fact"]["predicted"] == len(facts)

@@ -11,9 +11,9 @@ import yaml
 
 from govfacts.labels import default_labels
 from govfacts.records import Document, Span
-from govfacts.studio_io import AnnotatedDoc, doc_to_task
+from govfacts.annotations import AnnotatedDoc, doc_to_task
 from govfacts.textview import build_view
-from govfacts.train.dataset import load_docs
+from tests.conftest import corpus_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = default_labels()
@@ -23,7 +23,7 @@ DEV_IDS = ["gov-pingtan-2013a"]
 
 @pytest.fixture(scope="module")
 def docs():
-    return load_docs(ROOT / "annotations")
+    return corpus_docs()
 
 
 def _tiny_bert(tokenizer, out_dir: Path, hidden: int = 32, max_pos: int = 256, seed: int = 0) -> Path:
@@ -111,8 +111,9 @@ def test_tagger_from_pretrained_spans(char_model, docs):
     tagger = Tagger.from_pretrained(char_model, num_threads=1)
     assert tagger.name == "govfacts-tagger-test"
     conf = json.loads((char_model / "config.json").read_text(encoding="utf-8"))
-    assert tagger.version == conf["govfacts_version"]
-    assert tagger.tags == LABELS.bio_tags and tagger.max_len == 128 and tagger.stride == 32
+    # a rule-hinted model's id carries the rules' content hash: editing the lexicon changes its input
+    assert tagger.version == f'{conf["govfacts_version"]}+rules-{tagger.rules.fingerprint}'
+    assert tagger.tags == LABELS.bio_tags and tagger.options.max_len == 128 and tagger.options.stride == 32
     raw = docs["gov-pingtan-2021"].text  # unseen, with tables and PDF line breaks
     spans = tagger.spans(raw)
     _check_spans(spans, raw)
@@ -124,19 +125,19 @@ def test_tagger_from_pretrained_spans(char_model, docs):
     assert many[2] == tagger.spans(texts[2])
 
 
-def test_extract_documents_and_load_extractor(char_model, docs):
-    from govfacts.infer.extractor import extract_document, extractor_id, load_extractor
+def test_extract_documents_and_load(char_model, docs):
+    from govfacts.infer.api import extract_documents
+    from govfacts.infer.loader import InferSettings, extractor_id, load
 
-    tagger = load_extractor(str(char_model))
-    tagger.num_threads = 1
+    tagger = load(str(char_model), InferSettings.load(num_threads=1, quantize=False))
     ds = [Document(doc_id=i, path=f"{i}.txt", text=docs[i].text) for i in ("gov-pingtan-2011", "hr-dongguan-2015")]
-    facts = tagger.extract_documents(ds)
+    facts = extract_documents(tagger, ds)
     assert len(facts) == 2
     for d, fs in zip(ds, facts):
         assert [(f.start, f.end, f.metric) for f in fs] == [(s.start, s.end, s.label) for s in tagger.spans(d.text)]
         assert all(f.extractor == extractor_id(tagger) and f.doc_id == d.doc_id for f in fs)
         assert all(d.text[f.start:f.end] == f.text and 0 <= f.confidence <= 1 for f in fs)
-    assert [f.text for f in extract_document(ds[0], tagger)] == [f.text for f in facts[0]]
+    assert [f.text for f in extract_documents(tagger, ds[:1])[0]] == [f.text for f in facts[0]]
 
 
 def test_batching_and_padding_do_not_change_probabilities(char_model, docs):
@@ -182,7 +183,7 @@ def test_temperature_flattens(char_model, docs):
     t1 = Tagger.from_pretrained(char_model, num_threads=1)
     t1.model.config.govfacts_temperature = 3.0
     t3 = Tagger(t1.model, t1.tokenizer, num_threads=1)
-    assert t3.temperature == 3.0 and t1.temperature == 1.0
+    assert t3.options.temperature == 3.0 and t1.options.temperature == 1.0
     (p1, _), = t1.view_probs([view])
     (p3, _), = t3.view_probs([view])
     assert p3.max(axis=1).mean() < p1.max(axis=1).mean()
@@ -286,7 +287,7 @@ def test_overfit_one_paragraph(tmp_path, docs):
     base = _tiny_bert(tok, tmp_path / "base", max_pos=128)
     out = finetune(None, _overrides(base, _splits(tmp_path / "s.yaml", ["para"], ["para-dev"]), tmp_path / "out",
                                     annotations=str(ann), epochs=150, max_steps=None, lr=5e-3, warmup_ratio=0.05,
-                                    weight_decay=0.0))
+                                    weight_decay=0.0, eval_every=25))
     log = json.loads((out / "train_log.json").read_text(encoding="utf-8"))
     assert log["best_dev_f1"] == 1.0
     assert log["epochs"][-1]["train_loss"] < log["epochs"][0]["train_loss"] / 5

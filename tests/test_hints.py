@@ -7,11 +7,12 @@ import pytest
 import torch
 import yaml
 
-from govfacts.hints import corrupt_hints, enable_hints, hint_type_ids, rule_hint_tags
+from govfacts.infer.hints import corrupt_hints, enable_hints, hint_type_ids, rule_hint_tags
 from govfacts.infer.rules import RuleExtractor
 from govfacts.labels import default_labels
 from govfacts.textview import build_view
-from govfacts.train.dataset import HintSpec, build_dataset, load_docs
+from govfacts.train.dataset import HintSpec, build_dataset
+from tests.conftest import corpus_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = default_labels()
@@ -106,7 +107,7 @@ def test_enable_hints_needs_token_types():
 def test_dataset_rows_carry_hints_of_the_real_rules(tmp_path):
     from govfacts.train.vocab import build_tokenizer
 
-    docs = load_docs(ROOT / "annotations")
+    docs = corpus_docs()
     doc = docs["gov-pingtan-2024"]
     tok = build_tokenizer([doc.text], tmp_path / "tok")
     clean = build_dataset([doc], tok, LABELS, 128, 32, skip_plain=True, hints=HintSpec(RuleExtractor()))
@@ -125,7 +126,7 @@ def test_dataset_rows_carry_hints_of_the_real_rules(tmp_path):
 
 
 def test_mark_quantities_and_vocab():
-    from govfacts.hints import hint_vocab, mark_quantities
+    from govfacts.infer.hints import hint_vocab, mark_quantities
 
     vocab = hint_vocab(LABELS.bio_tags, True)
     assert vocab["O"] == 0 and vocab["B-QTY"] == len(LABELS.bio_tags) and len(vocab) == len(LABELS.bio_tags) + 2
@@ -143,7 +144,7 @@ def test_hinted_finetune_and_tagger(tmp_path):
     from govfacts.train.vocab import build_tokenizer
     from transformers import BertConfig, BertForMaskedLM
 
-    docs = load_docs(ROOT / "annotations")
+    docs = corpus_docs()
     train, dev = ["gov-pingtan-2024", "hrss-jilin-province-2014"], ["gov-pingtan-2013a"]
     tok = build_tokenizer([docs[i].text for i in train + dev], tmp_path / "base")
     torch.manual_seed(0)
@@ -156,7 +157,7 @@ def test_hinted_finetune_and_tagger(tmp_path):
         "max_steps": 4, "batch_size": 8, "num_threads": 1, "progress": False, "augment": 0,
         "rule_hints": True, "hint_drop": 0.3, "hint_swap": 0.1})
     conf = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    from govfacts.hints import hint_vocab
+    from govfacts.infer.hints import hint_vocab
 
     # configs/finetune.yaml has hint_quantities: true → the 47 tags plus B-QTY/I-QTY
     assert conf["govfacts_rule_hints"] is True and conf["type_vocab_size"] == len(hint_vocab(LABELS.bio_tags, True))
@@ -170,7 +171,7 @@ def test_hinted_finetune_and_tagger(tmp_path):
 
 
 def test_zero_claim_phrases_and_snapping():
-    from govfacts.hints import snap_to_phrases, zero_claim_phrases
+    from govfacts.infer.hints import snap_to_phrases, zero_claim_phrases
 
     text = "2019年未收到相关政府信息公开的申请，网站发布信息12条。"
     view = build_view(text)
@@ -184,7 +185,7 @@ def test_zero_claim_phrases_and_snapping():
 
 
 def test_rule_spans_are_computed_once_per_view():
-    from govfacts.hints import rule_spans
+    from govfacts.infer.hints import rule_spans
 
     class Counting(RuleExtractor):
         calls = 0

@@ -9,11 +9,15 @@ import urllib.request
 import pytest
 from typer.testing import CliRunner
 
-from govfacts.infer.extractor import load_extractor
-from govfacts.infer.ml_backend import Backend, config_names, make_server
+from govfacts.infer.loader import load as load_extractor
+from govfacts.studio.backend import Backend, config_names, make_server
 from govfacts.labels import default_labels
 from govfacts.records import Span
 from tests.conftest import sample_text
+
+from govfacts.infer.rules import RuleExtractor
+
+RULES_ID = f"rules@{RuleExtractor().version}"
 
 
 class Stub:
@@ -23,6 +27,9 @@ class Stub:
 
     def spans(self, raw):
         return [Span(0, 3, "FEES", raw[0:3], 0.9), Span(3, 6, "FEES", raw[3:6], 0.6), Span(7, 9, "STAFF", raw[7:9], 0.8)]
+
+    def spans_many(self, texts):
+        return [self.spans(t) for t in texts]
 
 
 class Trained(Stub):
@@ -60,11 +67,11 @@ def test_health_setup_and_loopback_default(rules_backend):
     assert server.server_address[0] == "127.0.0.1"
     code, h = _call(url, "/health")
     assert code == 200 and h["status"] == "UP" and h["model_class"] == "RuleExtractor"
-    assert h["model_version"] == "rules@0.1.0"
+    assert h["model_version"] == RULES_ID
     code, s = _call(url, "/setup", {"project": "1.1700000000", "schema": default_labels().studio_config(),
                                      "hostname": "http://localhost:8080", "access_token": "x", "extra_params": None})
-    assert code == 200 and s == {"model_version": "rules@0.1.0"}
-    assert _call(url, "/versions")[1]["versions"] == ["rules@0.1.0"]
+    assert code == 200 and s == {"model_version": RULES_ID}
+    assert _call(url, "/versions")[1]["versions"] == [RULES_ID]
 
 
 def test_predict_matches_label_studio_protocol(rules_backend):
@@ -74,11 +81,11 @@ def test_predict_matches_label_studio_protocol(rules_backend):
     code, out = _call(url, "/predict", {"tasks": tasks, "label_config": default_labels().studio_config(),
                                         "project": "1.1700000000", "params": {"context": None}})
     assert code == 200
-    assert out["model_version"] == "rules@0.1.0" and len(out["results"]) == 3
+    assert out["model_version"] == RULES_ID and len(out["results"]) == 3
     names = set(default_labels().names)
     rules = load_extractor("rules")
     for text, res in zip(texts, out["results"]):
-        assert res["model_version"] == "rules@0.1.0"
+        assert res["model_version"] == RULES_ID
         regions = res["result"]
         assert len(regions) == len(rules.spans(text))
         assert len({r["id"] for r in regions}) == len(regions)

@@ -7,7 +7,7 @@ import torch
 
 from govfacts.labels import default_labels
 from govfacts.textview import build_view
-from govfacts.train.dataset import load_docs
+from tests.conftest import corpus_docs
 
 pytest.importorskip("onnxruntime")
 
@@ -20,11 +20,11 @@ def tiny_dir(tmp_path_factory):
     """A tiny, randomly initialised hinted token classifier with the char tokenizer of two reports."""
     from transformers import BertConfig, BertForTokenClassification
 
-    from govfacts.hints import enable_hints, hint_vocab
+    from govfacts.infer.hints import enable_hints, hint_vocab
     from govfacts.train.vocab import build_tokenizer
 
     d = tmp_path_factory.mktemp("tiny")
-    docs = load_docs(ROOT / "annotations")
+    docs = corpus_docs()
     tok = build_tokenizer([docs["gov-pingtan-2024"].text, docs["hr-dongguan-2015"].text], d)
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -41,7 +41,7 @@ def tiny_dir(tmp_path_factory):
 
 
 def _texts():
-    docs = load_docs(ROOT / "annotations")
+    docs = corpus_docs()
     return [docs["gov-pingtan-2021"].text[:3000], "全年主动公开政府信息1100多条，没有发生行政复议。", ""]
 
 
@@ -68,16 +68,17 @@ def test_onnx_logits_and_spans_match_torch(tiny_dir, tmp_path, monkeypatch):
 
 
 def test_onnx_int8_and_configure(tiny_dir, tmp_path, monkeypatch):
-    from govfacts.infer.api import configure, load
+    from govfacts.infer.loader import InferSettings, load
     from govfacts.infer.tagger import Tagger
+    from govfacts.settings import SettingsError
 
     monkeypatch.setenv("GOVFACTS_CACHE", str(tmp_path / "cache"))
-    q = load(str(tiny_dir), quantize=True, runtime="onnx")
+    q = load(str(tiny_dir), InferSettings.load(quantize=True, runtime="onnx"))
     assert q.version.endswith("+onnx-int8") and q.runner.int8 and q.runner.path.name.endswith("-int8.onnx")
     spans = q.spans_many(_texts())
     assert all(s.label in LABELS.names and 0 <= s.score <= 1 for x in spans for s in x)
-    with pytest.raises(ValueError, match="runtime"):
-        configure(Tagger.from_pretrained(tiny_dir), runtime="tensorrt")
+    with pytest.raises(SettingsError, match="runtime"):
+        InferSettings.load(runtime="tensorrt")
     with pytest.raises(ValueError, match="float model"):
         Tagger.from_pretrained(tiny_dir).quantize().use_onnx()
-    assert load("rules", runtime="onnx").name == "rules"  # no-op for the rules
+    assert load("rules", InferSettings.load(runtime="onnx")).name == "rules"  # no-op for the rules

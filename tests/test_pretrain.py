@@ -18,7 +18,7 @@ TINY = {
     "corpus": FILES,
     "model": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
               "max_position_embeddings": 128},
-    "seq_len": 64, "batch_size": 8, "learning_rate": 3e-3, "warmup_steps": 2, "max_steps": 20,
+    "max_len": 64, "batch_size": 8, "lr": 3e-3, "warmup_steps": 2, "max_steps": 20,
     "log_every": 5, "checkpoint_every": 5, "max_minutes": 5, "progress": False,
 }
 
@@ -88,11 +88,28 @@ def test_numbers_and_units_are_favoured():
 
 def test_config_layers_and_test_split_exclusion():
     cfg = load_config(None, {"model": {"hidden_size": 32}, "max_steps": 7})
-    assert cfg["model"]["hidden_size"] == 32 and cfg["model"]["num_hidden_layers"] == 4
-    assert cfg["max_steps"] == 7 and cfg["seq_len"] <= cfg["model"]["max_position_embeddings"]
-    assert cfg["output_dir"] == "models/govfacts-base-zh" and cfg["exclude_split"] == "test"
-    test_ids = excluded_doc_ids(cfg)
-    assert {"gov-pingtan-2013", "gov-pingtan-2016", "gov-pingtan-2022", "hrss-zhengzhou-2017"} <= test_ids
+    assert cfg.model["hidden_size"] == 32 and cfg.model["num_hidden_layers"] == 4
+    assert cfg.max_steps == 7 and cfg.max_len <= cfg.model["max_position_embeddings"]
+    assert cfg.output_dir == "models/govfacts-base-zh" and cfg.exclude_split == "test"
+    test_ids = excluded_doc_ids(cfg, ["gov-pingtan-2013", "gov-pingtan-2016", "gov-pingtan-2022",
+                                       "hrss-zhengzhou-2017", "extra-001"])
+    assert {"gov-pingtan-2013", "gov-pingtan-2016", "gov-pingtan-2022", "hrss-zhengzhou-2017"} == test_ids
+    # exclusions may be patterns, expanded against the corpus files' doc ids
+    pat = load_config(None, {"exclude_doc_ids": ["extra-*"], "exclude_split": None})
+    assert excluded_doc_ids(pat, ["extra-001", "extra-102", "gov-pingtan-2011"]) == {"extra-001", "extra-102"}
+
+
+def test_unknown_or_missing_setting_is_a_clear_error(tmp_path):
+    from govfacts.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="unknown setting.*seq_len"):
+        load_config(None, {"seq_len": 64})
+    bad = tmp_path / "pretrain.yaml"
+    bad.write_text("max_len: 64\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=f"{bad}: missing setting"):
+        load_config(bad)
+    with pytest.raises(SettingsError, match="'max_steps' = 'many' is not a int"):
+        load_config(None, {"max_steps": "many"})
 
 
 def _log(out):
@@ -164,14 +181,14 @@ def test_time_budget_stops_cleanly(tmp_path):
 
 def test_default_config_file_is_valid():
     cfg = load_config(ROOT / "configs" / "pretrain.yaml")
-    m = cfg["model"]
+    m = cfg.model
     assert (m["hidden_size"], m["num_hidden_layers"], m["num_attention_heads"], m["intermediate_size"],
             m["max_position_embeddings"]) == (256, 4, 4, 1024, 512)
-    assert cfg["seq_len"] == 256 and cfg["mask_prob"] == 0.15 and cfg["max_minutes"] <= 60
-    assert cfg["corpus"] == ["data/samples/*.txt", "data/unlabeled/*.txt"]
+    assert cfg.max_len == 256 and cfg.mask_prob == 0.15 and cfg.max_minutes <= 60
+    assert cfg.corpus == ["data/samples/*.txt", "data/unlabeled/*.txt"]
     # the news variant: reports weighted 5x beside People's Daily, written outside models/
     news = load_config(ROOT / "configs" / "pretrain-news.yaml")
-    assert news["model"] == cfg["model"] and not news["output_dir"].startswith("models/")
+    assert news.model == cfg.model and not news.output_dir.startswith("models/")
     weights = corpus_weights(news)
     assert {f.parent.name for f in weights} == {"samples", "unlabeled", "pretrain"}
     assert all(w == (1.0 if f.parent.name == "pretrain" else 5.0) for f, w in weights.items())
@@ -189,7 +206,7 @@ def test_sample_weight_draws_windows_in_proportion():
             return 50
 
     docs = [Doc(name, "字" * 100, [10] * 100, [0], [(0, 100)], [1.0], w) for name, w in (("a", 1.0), ("b", 4.0))]
-    sampler = WindowSampler(docs, 34, Tok(), {"mask_prob": 0.15}, random.Random(0))
+    sampler = WindowSampler(docs, 34, Tok(), 0.15, random.Random(0))
     hits = {"a": 0, "b": 0}
     for _ in range(2000):
         hits[sampler.pick().doc_id] += 1

@@ -47,9 +47,10 @@ def ray_session():
 
 
 def _local(corpus, out, spec, errors=None):
-    from govfacts.infer.api import extract_documents, load
+    from govfacts.infer.api import extract_documents
+    from govfacts.infer.loader import InferSettings, load
 
-    ex = load(spec, quantize=False)
+    ex = load(spec, InferSettings.load(quantize=False))
     return run_batch([corpus], out, lambda d: extract_documents(ex, [d])[0], errors=errors, progress=False,
                      extract_many=lambda docs: extract_documents(ex, docs))
 
@@ -86,14 +87,15 @@ def test_ray_resumes_a_local_journal(ray_session, corpus, tmp_path):
     assert [f.to_dict() for f in read_facts(out)] == expected
 
 
-def test_ray_tagger_equal_local(ray_session, corpus, tmp_path):
+def test_ray_tagger_equal_local(ray_session, corpus, tmp_path, tiny_tagger):
     from govfacts.infer.ray_engine import run_ray
-    from tests.test_calibrate import build_tiny_tagger
 
-    model = build_tiny_tagger(tmp_path / "m", steps=120)
+    model = tiny_tagger
     local, ray_out = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     _local(corpus, local, str(model))
-    _, name = run_ray([corpus], ray_out, str(model), progress=False, quantize=False)
+    from govfacts.infer.loader import InferSettings
+
+    _, name = run_ray([corpus], ray_out, str(model), InferSettings.load(quantize=False), progress=False)
     a, b = read_facts(local), read_facts(ray_out)
     assert name == a[0].extractor if a else True
     assert [(f.path, f.start, f.end, f.metric, f.text, f.value) for f in a] == \

@@ -15,7 +15,7 @@ TINY = "{hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermed
 def test_pretrain_finetune_extract(tmp_path, samples):
     base, tagger = tmp_path / "base", tmp_path / "tagger"
     res = runner.invoke(app, ["train", "pretrain", "--set", f"output_dir={base}", "--set", f"model={TINY}",
-                              "--set", "seq_len=64", "--set", "batch_size=4", "--set", "max_steps=8",
+                              "--set", "max_len=64", "--set", "batch_size=4", "--set", "max_steps=8",
                               "--set", "checkpoint_every=4", "--set", "progress=false", "--fresh"])
     assert res.exit_code == 0, res.output
     assert (base / "model.safetensors").exists() and (base / "tokenizer.json").exists()

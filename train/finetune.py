@@ -11,134 +11,94 @@ tokenizer and `train_log.json`, into a fresh directory that replaces `output_dir
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
-import os
-import shutil
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import yaml
 
+from govfacts.annotations import load_split
+from govfacts.atomic import replace_dir
+from govfacts.infer.hints import enable_hints, hint_vocab
+from govfacts.infer.rules import RuleExtractor
+from govfacts.infer.tagger import Tagger, available_cpus
 from govfacts.labels import default_labels
-from govfacts.paths import CONFIGS, ROOT
-from govfacts.train.dataset import (IGNORE_INDEX, HintSpec, build_dataset, doc_view_tags, load_split,
-                                    spans_to_view_tags)
+from govfacts.paths import CONFIGS, resolve, resolve_model
+from govfacts.scoring import score
+from govfacts.settings import load_settings
+from govfacts.textview import build_view
+from govfacts.train.dataset import IGNORE_INDEX, HintSpec, build_dataset, doc_view_tags
 
-DEFAULTS: dict[str, Any] = {
-    "base_model": "models/govfacts-base-zh",
-    "annotations": "annotations",
-    "splits": "annotations/splits.yaml",
-    "output_dir": "models/govfacts-tagger-zh",
-    "max_len": 256,
-    "stride": 64,
-    "epochs": 20,
-    "batch_size": 16,
-    "lr": 1e-4,
-    "head_lr": None,
-    "weight_decay": 0.01,
-    "warmup_ratio": 0.1,
-    "max_grad_norm": 1.0,
-    "seed": 13,
-    "max_minutes": 60,
-    "max_steps": None,
-    "eval_batch_size": 32,
-    "num_threads": None,
-    "progress": True,
-    "silver": [],
-    "augment": 0,
-    "o_weight": 1.0,
-    "rare_label_min": 0,
-    "eval_every": 1,
-    "anchor": False,
-    "skip_plain": False,
-    "rule_hints": False,
-    "hint_drop": 0.0,
-    "hint_swap": 0.0,
-    "hint_quantities": False,
-}
+@dataclass
+class FinetuneSettings:
+    """configs/finetune.yaml (every default lives there; the file documents each key)."""
 
-
-# -- configuration --------------------------------------------------------------------------------
-def load_config(config_path: str | Path | None = None, overrides: Optional[dict] = None) -> dict:
-    cfg = dict(DEFAULTS)
-    path = Path(config_path) if config_path else CONFIGS / "finetune.yaml"
-    if path.exists():
-        cfg.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    elif config_path:
-        raise FileNotFoundError(f"no fine-tuning config at {path}")
-    cfg.update(overrides or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown fine-tuning settings: {unknown}")
-    if cfg["silver"]:
-        raise NotImplementedError("silver training sources are not implemented yet; set silver: []")
-    return cfg
+    base_model: str
+    annotations: str
+    splits: str
+    output_dir: str
+    max_len: int
+    stride: int
+    epochs: int
+    batch_size: int
+    lr: float
+    head_lr: Optional[float]
+    weight_decay: float
+    warmup_ratio: float
+    max_grad_norm: Optional[float]
+    seed: int
+    max_minutes: Optional[float]
+    max_steps: Optional[int]
+    eval_batch_size: int
+    num_threads: Optional[int]
+    progress: bool
+    augment: int
+    o_weight: float
+    rare_label_min: int
+    eval_every: int
+    anchor: bool
+    skip_plain: bool
+    rule_hints: bool
+    hint_drop: float
+    hint_swap: float
+    hint_quantities: bool
 
 
-def _local(p: str | Path) -> Path:
-    """Relative paths are taken from the repository root (then the working directory)."""
-    p = Path(p)
-    if p.is_absolute():
-        return p
-    return ROOT / p if (ROOT / p).exists() or not p.exists() else p
-
-
-def _model_spec(spec: str) -> str:
-    """A local checkpoint dir if one exists under that name, else the string itself (hub name)."""
-    for cand in (Path(spec), ROOT / spec):
-        if cand.is_dir():
-            return str(cand)
-    return spec
+def load_config(config_path: str | Path | None = None, overrides: Optional[dict] = None) -> FinetuneSettings:
+    """configs/finetune.yaml (or `config_path`) with `overrides`; unknown or missing keys are an error."""
+    return load_settings(FinetuneSettings, config_path or CONFIGS / "finetune.yaml", overrides)
 
 
 # -- evaluation -----------------------------------------------------------------------------------
 def evaluate(tagger, docs: Sequence) -> dict:
-    """Strict IOB2 entity P/R/F1 (seqeval) of `tagger` on whole annotated documents.
-
-    Ignored regions are cut out: every maximal run of non-ignored view chars is one sequence. The
-    loss is the mean NLL of the gold tag under the merged per-char probabilities.
-    """
-    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
-    from seqeval.scheme import IOB2
-
-    from govfacts.textview import build_view
-
+    """Dev scores of `tagger` on whole annotated documents, read and decoded exactly as at inference:
+    strict entity P/R/F1 and fact F1 from the one scorer (`govfacts.scoring`), per-label entity
+    scores, and the loss: the mean NLL of the gold tag under the merged per-char probabilities."""
     views = [build_view(d.text) for d in docs]
-    y_true, y_pred, nll, n_chars = [], [], 0.0, 0
+    probs = tagger.view_probs(views)
+    preds = tagger.decode_views(views, probs)
+    nll, n_chars = 0.0, 0
     label2id = {t: i for i, t in enumerate(tagger.tags)}
-    for doc, view, (probs, covered) in zip(docs, views, tagger.view_probs(views)):
+    for doc, view, (p, covered) in zip(docs, views, probs):
         _, gold = doc_view_tags(doc, view)
-        pred = spans_to_view_tags(view, tagger.decode_view(view, probs, covered))
-        seq_t, seq_p = [], []
-        for i, g in enumerate(gold + [None]):
-            if g is None:
-                if seq_t:
-                    y_true.append(seq_t)
-                    y_pred.append(seq_p)
-                seq_t, seq_p = [], []
-                continue
-            seq_t.append(g)
-            seq_p.append(pred[i])
-            if covered[i]:
-                nll -= math.log(max(float(probs[i, label2id[g]]), 1e-12))
+        for i, g in enumerate(gold):
+            if g is not None and covered[i]:
+                nll -= math.log(max(float(p[i, label2id[g]]), 1e-12))
                 n_chars += 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kw = dict(mode="strict", scheme=IOB2, zero_division=0)
-        out = {"precision": float(precision_score(y_true, y_pred, **kw)),
-               "recall": float(recall_score(y_true, y_pred, **kw)),
-               "f1": float(f1_score(y_true, y_pred, **kw)),
-               "loss": nll / max(1, n_chars)}
-        report = classification_report(y_true, y_pred, output_dict=True, **kw) if y_true else {}
-    out["per_label"] = {k: {m: (float(v[m]) if m != "support" else int(v[m])) for m in
-                            ("precision", "recall", "f1-score", "support")} for k, v in report.items()}
-    return out
+    s = score(list(docs), {d.doc_id: spans for d, spans in zip(docs, preds)})
+    micro = s.entity.get("micro avg", {})
+    return {"precision": float(micro.get("precision", 0.0)), "recall": float(micro.get("recall", 0.0)),
+            "f1": float(micro.get("f1-score", 0.0)), "fact_f1": float(s.fact["f1"]),
+            "loss": nll / max(1, n_chars),
+            "per_label": {k: v for k, v in s.entity.items() if not k.endswith(" avg")}}
 
 
 # -- training -------------------------------------------------------------------------------------
@@ -194,8 +154,8 @@ def _param_groups(model, cfg: dict) -> list[dict]:
         groups.setdefault((head, no_decay), []).append(p)
     out = []
     for (head, no_decay), params in groups.items():
-        lr = cfg["head_lr"] if head and cfg["head_lr"] else cfg["lr"]
-        out.append({"params": params, "lr": float(lr), "weight_decay": 0.0 if no_decay else float(cfg["weight_decay"])})
+        lr = cfg.head_lr if head and cfg.head_lr else cfg.lr
+        out.append({"params": params, "lr": float(lr), "weight_decay": 0.0 if no_decay else float(cfg.weight_decay)})
     return out
 
 
@@ -222,78 +182,73 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
     from tqdm import tqdm
     from transformers import get_linear_schedule_with_warmup, set_seed
 
-    from govfacts.infer.tagger import Tagger, available_cpus
-
     cfg = load_config(config_path, overrides)
     t0 = time.monotonic()
-    set_seed(int(cfg["seed"]))
-    torch.set_num_threads(int(cfg["num_threads"] or available_cpus()))
+    set_seed(int(cfg.seed))
+    torch.set_num_threads(int(cfg.num_threads or available_cpus()))
     labels = default_labels()
-    base = _model_spec(str(cfg["base_model"]))
-    out_dir = _local(cfg["output_dir"])
-    ann, splits = _local(cfg["annotations"]), _local(cfg["splits"])
+    base = resolve_model(str(cfg.base_model))
+    out_dir = resolve(cfg.output_dir)
+    ann, splits = resolve(cfg.annotations), resolve(cfg.splits)
     train_docs = load_split("train", ann, splits)
     dev_docs = load_split("dev", ann, splits)
 
     model, tokenizer = _load_base(base, labels)
-    max_len, stride = int(cfg["max_len"]), int(cfg["stride"])
+    max_len, stride = int(cfg.max_len), int(cfg.stride)
     max_pos = getattr(model.config, "max_position_embeddings", None)
     if max_pos and max_len > max_pos:
         raise ValueError(f"max_len {max_len} exceeds the model's {max_pos} positions")
     for k, v in {"govfacts_max_len": max_len, "govfacts_stride": stride, "govfacts_labels_version": labels.version,
-                 "govfacts_base_model": str(cfg["base_model"]), "govfacts_temperature": 1.0,
-                 "govfacts_anchor": bool(cfg["anchor"]), "govfacts_skip_plain": bool(cfg["skip_plain"])}.items():
+                 "govfacts_base_model": str(cfg.base_model), "govfacts_temperature": 1.0,
+                 "govfacts_anchor": bool(cfg.anchor), "govfacts_skip_plain": bool(cfg.skip_plain)}.items():
         setattr(model.config, k, v)
     hints = None
-    if cfg["rule_hints"]:
-        from govfacts.hints import enable_hints, hint_vocab
-        from govfacts.infer.rules import RuleExtractor
-
-        hints = HintSpec(RuleExtractor(labels), float(cfg["hint_drop"]), float(cfg["hint_swap"]),
-                         bool(cfg["hint_quantities"]))
+    if cfg.rule_hints:
+        hints = HintSpec(RuleExtractor(labels), float(cfg.hint_drop), float(cfg.hint_swap),
+                         bool(cfg.hint_quantities))
         enable_hints(model, len(hint_vocab(labels.bio_tags, hints.quantities)))
 
-    data = build_dataset(train_docs, tokenizer, labels, max_len, stride, augment=int(cfg["augment"]),
-                         seed=int(cfg["seed"]), skip_plain=bool(cfg["skip_plain"]), hints=hints)
+    data = build_dataset(train_docs, tokenizer, labels, max_len, stride, augment=int(cfg.augment),
+                         seed=int(cfg.seed), skip_plain=bool(cfg.skip_plain), hints=hints)
     if len(data) == 0:
         raise ValueError("the train split yields no training windows")
     cols = [c for c in ("input_ids", "attention_mask", "labels", "token_type_ids") if c in data.column_names]
     rows = [{c: r[c] for c in cols} for r in data]
-    rows += oversample_rare(rows, labels, int(cfg["rare_label_min"]))
+    rows += oversample_rare(rows, labels, int(cfg.rare_label_min))
     class_weight = torch.ones(len(labels.bio_tags))
-    class_weight[labels.label2id["O"]] = float(cfg["o_weight"])
-    bs = int(cfg["batch_size"])
+    class_weight[labels.label2id["O"]] = float(cfg.o_weight)
+    bs = int(cfg.batch_size)
     steps_per_epoch = math.ceil(len(rows) / bs)
-    total = int(cfg["epochs"]) * steps_per_epoch
-    if cfg["max_steps"]:
-        total = min(total, int(cfg["max_steps"]))
+    total = int(cfg.epochs) * steps_per_epoch
+    if cfg.max_steps:
+        total = min(total, int(cfg.max_steps))
     optim = torch.optim.AdamW(_param_groups(model, cfg))
-    sched = get_linear_schedule_with_warmup(optim, int(float(cfg["warmup_ratio"]) * total), max(1, total))
+    sched = get_linear_schedule_with_warmup(optim, int(float(cfg.warmup_ratio) * total), max(1, total))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    gen = torch.Generator().manual_seed(int(cfg["seed"]))
+    gen = torch.Generator().manual_seed(int(cfg.seed))
     tagger = Tagger(model, tokenizer, name=out_dir.name, max_len=max_len, stride=stride,
-                    batch_size=int(cfg["eval_batch_size"]), num_threads=cfg["num_threads"])
+                    batch_size=int(cfg.eval_batch_size), num_threads=cfg.num_threads)
 
-    log: dict[str, Any] = {"base_model": str(cfg["base_model"]), "config": cfg, "labels_version": labels.version,
+    log: dict[str, Any] = {"base_model": str(cfg.base_model), "config": dataclasses.asdict(cfg), "labels_version": labels.version,
                            "train_docs": [d.doc_id for d in train_docs], "dev_docs": [d.doc_id for d in dev_docs],
                            "train_windows": len(rows), "epochs": []}
     best_key, best_state, best_epoch, best_eval = None, None, None, None
     step, stopped = 0, "completed"
-    deadline = t0 + 60 * float(cfg["max_minutes"]) if cfg["max_minutes"] else None
-    for epoch in range(1, int(cfg["epochs"]) + 1):
+    deadline = t0 + 60 * float(cfg.max_minutes) if cfg.max_minutes else None
+    for epoch in range(1, int(cfg.epochs) + 1):
         model.train()
         order = torch.randperm(len(rows), generator=gen).tolist()
         losses = []
         bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", unit="batch", file=sys.stderr,
-                   disable=not cfg["progress"], dynamic_ncols=True, leave=False)
+                   disable=not cfg.progress, dynamic_ncols=True, leave=False)
         for b in bar:
             ids, mask, types, lab = _collate([rows[i] for i in order[b:b + bs]], pad_id)
             logits = model(input_ids=ids, attention_mask=mask, **({"token_type_ids": types} if hints else {})).logits
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
                                                      weight=class_weight, ignore_index=IGNORE_INDEX)
             loss.backward()
-            if cfg["max_grad_norm"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg["max_grad_norm"]))
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.max_grad_norm))
             optim.step()
             sched.step()
             optim.zero_grad(set_to_none=True)
@@ -301,14 +256,14 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
             step += 1
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
             if step >= total:
-                stopped = "max_steps" if step < int(cfg["epochs"]) * steps_per_epoch else "completed"
+                stopped = "max_steps" if step < int(cfg.epochs) * steps_per_epoch else "completed"
                 break
             if deadline and time.monotonic() > deadline:
                 stopped = "max_minutes"
                 break
         bar.close()
-        last = stopped != "completed" or step >= total or epoch == int(cfg["epochs"])
-        if not last and epoch % max(1, int(cfg["eval_every"])):
+        last = stopped != "completed" or step >= total or epoch == int(cfg.epochs)
+        if not last and epoch % max(1, int(cfg.eval_every)):
             continue
         model.eval()
         ev = evaluate(tagger, dev_docs) if dev_docs else {"precision": 0.0, "recall": 0.0, "f1": 0.0,
@@ -334,34 +289,29 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
 
 
 def _save(model, tokenizer, out_dir: Path, log: dict) -> None:
-    """Write model (safetensors), tokenizer and log to a fresh sibling dir, then swap it in."""
+    """Write model (safetensors), tokenizer and log into a fresh directory that replaces `out_dir`."""
     import inspect
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    kw = {"safe_serialization": True} if "safe_serialization" in inspect.signature(model.save_pretrained).parameters else {}
-    model.save_pretrained(tmp, **kw)  # transformers 5 always writes safetensors
-    tokenizer.save_pretrained(tmp)
-    weights = sorted(tmp.glob("*.safetensors"))
-    if not weights:
-        raise RuntimeError("no safetensors weights were written")
-    h = hashlib.sha256()
-    for f in weights:
-        h.update(f.read_bytes())
-    version = h.hexdigest()[:12]
-    cfg_path = tmp / "config.json"
-    conf = json.loads(cfg_path.read_text(encoding="utf-8"))
-    conf["govfacts_version"] = version
-    cfg_path.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    log["version"] = version
-    (tmp / "train_log.json").write_text(json.dumps(log, ensure_ascii=False, indent=1, default=str) + "\n",
-                                        encoding="utf-8")
-    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    if out_dir.exists():
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    def fill(tmp: Path) -> None:
+        kw = {"safe_serialization": True} if "safe_serialization" in inspect.signature(model.save_pretrained).parameters else {}
+        model.save_pretrained(tmp, **kw)  # transformers 5 always writes safetensors
+        tokenizer.save_pretrained(tmp)
+        weights = sorted(tmp.glob("*.safetensors"))
+        if not weights:
+            raise RuntimeError("no safetensors weights were written")
+        h = hashlib.sha256()
+        for f in weights:
+            h.update(f.read_bytes())
+        version = h.hexdigest()[:12]
+        cfg_path = tmp / "config.json"
+        conf = json.loads(cfg_path.read_text(encoding="utf-8"))
+        conf["govfacts_version"] = version
+        cfg_path.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        log["version"] = version
+        (tmp / "train_log.json").write_text(json.dumps(log, ensure_ascii=False, indent=1, default=str) + "\n",
+                                            encoding="utf-8")
+
+    replace_dir(out_dir, fill)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

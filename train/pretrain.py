@@ -10,7 +10,7 @@ quantities are what the tagger has to read. The run is resumable and bounded by 
 from __future__ import annotations
 
 import bisect
-import copy
+import dataclasses
 import glob
 import json
 import logging
@@ -20,45 +20,46 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-import yaml
-
-from govfacts.paths import CONFIGS, ROOT
+from govfacts.paths import CONFIGS, resolve
+from govfacts.settings import load_settings
+from govfacts.splits import expand, load_splits
 from govfacts.textview import build_view
 from govfacts.train.vocab import SPECIALS, build_tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "corpus": ["data/samples/*.txt", "data/unlabeled/*.txt"],
-    "exclude_doc_ids": [],
-    "exclude_split": "test",
-    "splits_file": "annotations/splits.yaml",
-    "output_dir": "models/govfacts-base-zh",
-    "tokenizer_dir": None,
-    "model": {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
-              "intermediate_size": 1024, "max_position_embeddings": 512,
-              "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1},
-    "seq_len": 256,
-    "batch_size": 16,
-    "learning_rate": 5e-4,
-    "weight_decay": 0.01,
-    "warmup_steps": 100,
-    "max_steps": 1000,
-    "max_minutes": 60,
-    "grad_clip": 1.0,
-    "checkpoint_every": 100,
-    "log_every": 10,
-    "seed": 42,
-    "mask_prob": 0.15,
-    "number_boost": 3.0,
-    "stop_at_step": None,
-    "keep_checkpoint": False,
-    "progress": True,
-}
+@dataclass
+class PretrainSettings:
+    """configs/pretrain.yaml (every default lives there; the file documents each key)."""
+
+    corpus: list
+    exclude_split: Optional[str]
+    splits_file: str
+    exclude_doc_ids: list
+    output_dir: str
+    tokenizer_dir: Optional[str]
+    model: dict
+    max_len: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    max_steps: int
+    max_minutes: Optional[float]
+    max_grad_norm: Optional[float]
+    checkpoint_every: int
+    log_every: int
+    seed: int
+    mask_prob: float
+    number_boost: float
+    stop_at_step: Optional[int]
+    keep_checkpoint: bool
+    progress: bool
+
 
 CN_NUMERALS = set("零〇一二三四五六七八九十百千万亿两")
 # Units and cue words that carry a quantity's meaning; boosted wherever they occur.
@@ -156,10 +157,10 @@ class Doc:
 
 
 class WindowSampler:
-    """Random seq_len windows over the documents, so a small corpus still yields varied batches."""
+    """Random windows of max_len tokens over the documents, so a small corpus still yields varied batches."""
 
-    def __init__(self, docs: list[Doc], seq_len: int, tok, cfg: dict, rng: random.Random):
-        self.docs, self.rng, self.cfg = docs, rng, cfg
+    def __init__(self, docs: list[Doc], seq_len: int, tok, mask_prob: float, rng: random.Random):
+        self.docs, self.rng, self.mask_prob = docs, rng, mask_prob
         self.width = seq_len - 2
         self.seq_len = seq_len
         self.cum = []
@@ -187,7 +188,7 @@ class WindowSampler:
                 break
             spans.append((max(s, off) - off, min(e, end) - off))
             weights.append(d.weights[k])
-        inputs, labels = whole_word_mask(d.ids[off:end], spans, weights, self.rng, self.cfg["mask_prob"],
+        inputs, labels = whole_word_mask(d.ids[off:end], spans, weights, self.rng, self.mask_prob,
                                          self.mask, self.random_range)
         return [self.cls, *inputs, self.sep], [-100, *labels, -100]
 
@@ -206,44 +207,28 @@ class WindowSampler:
 
 # ---------------------------------------------------------------- config and corpus
 
-def _merge(base: dict, extra: dict | None) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in (extra or {}).items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+def load_config(config_path: str | Path | None = None, overrides: dict | None = None) -> PretrainSettings:
+    """The YAML file ← overrides (nested dicts merge, so tests can shrink a run)."""
+    return load_settings(PretrainSettings, config_path or CONFIGS / "pretrain.yaml", overrides)
 
 
-def _abs(p: str | Path) -> Path:
-    p = Path(p)
-    return p if p.is_absolute() else ROOT / p
-
-
-def load_config(config_path: str | Path | None = None, overrides: dict | None = None) -> dict:
-    """Defaults ← YAML file ← overrides (nested dicts merge), so tests can shrink a run."""
-    path = Path(config_path) if config_path else CONFIGS / "pretrain.yaml"
-    from_file = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-    return _merge(_merge(DEFAULTS, from_file or {}), overrides)
-
-
-def excluded_doc_ids(cfg: dict) -> set[str]:
-    """Explicit exclusions plus the held-out split, which must never leak into pretraining."""
-    ids = set(cfg.get("exclude_doc_ids") or [])
-    split = cfg.get("exclude_split")
-    if split:
-        from govfacts.splits import load_splits
-
-        splits = load_splits(_abs(cfg["splits_file"]))
-        if split not in splits:
-            raise ValueError(f"split {split!r} not found in {cfg['splits_file']}")
-        ids |= set(splits[split])
+def excluded_doc_ids(cfg: PretrainSettings, doc_ids: Sequence[str] = ()) -> set[str]:
+    """Explicit exclusions (ids or patterns) plus the held-out split, which must never leak into
+    pretraining; patterns are matched against `doc_ids` (the corpus files' stems)."""
+    ids = {d for e in cfg.exclude_doc_ids for d in expand(str(e), doc_ids)}
+    if cfg.exclude_split:
+        splits = load_splits(resolve(cfg.splits_file))
+        if cfg.exclude_split not in splits:
+            raise ValueError(f"split {cfg.exclude_split!r} not found in {cfg.splits_file}")
+        ids |= {d for e in splits[cfg.exclude_split] for d in expand(e, doc_ids)}
     return ids
 
 
-def corpus_entries(cfg: dict) -> list[tuple[str, float]]:
+def corpus_entries(cfg: PretrainSettings) -> list[tuple[str, float]]:
     """(glob, sample weight) per corpus entry: a plain glob, or {path: glob, weight: w} to draw a
     source's windows more (w > 1) or less often than its length alone would."""
     out = []
-    for entry in cfg["corpus"]:
+    for entry in cfg.corpus:
         if isinstance(entry, dict):
             out.append((str(entry["path"]), float(entry.get("weight", 1.0))))
         else:
@@ -251,18 +236,18 @@ def corpus_entries(cfg: dict) -> list[tuple[str, float]]:
     return out
 
 
-def corpus_weights(cfg: dict) -> dict[Path, float]:
+def corpus_weights(cfg: PretrainSettings) -> dict[Path, float]:
     """Sample weight per corpus file (the last entry naming a file wins)."""
-    return {Path(f): w for pattern, w in corpus_entries(cfg) for f in glob.glob(str(_abs(pattern)))}
+    return {Path(f): w for pattern, w in corpus_entries(cfg) for f in glob.glob(str(resolve(pattern)))}
 
 
-def corpus_files(cfg: dict) -> tuple[list[Path], list[str]]:
+def corpus_files(cfg: PretrainSettings) -> tuple[list[Path], list[str]]:
     """(files to train on, doc ids left out); the doc id is the file stem."""
-    skip = excluded_doc_ids(cfg)
     files = sorted(corpus_weights(cfg))
+    skip = excluded_doc_ids(cfg, [f.stem for f in files])
     keep = [f for f in files if f.stem not in skip]
     if not keep:
-        raise ValueError(f"no corpus files left from {cfg['corpus']} after excluding {sorted(skip)}")
+        raise ValueError(f"no corpus files left from {cfg.corpus} after excluding {sorted(skip)}")
     return keep, sorted(f.stem for f in files if f.stem in skip)
 
 
@@ -280,13 +265,13 @@ def _make_docs(files: list[Path], tok, number_boost: float, sample_weights: dict
 
 # ---------------------------------------------------------------- checkpoints
 
-def _lr_at(step: int, cfg: dict) -> float:
+def _lr_at(step: int, cfg: PretrainSettings) -> float:
     """Linear warmup then linear decay to 0 at max_steps; a pure function of step, so resuming
     with a larger max_steps just stretches the decay."""
-    warm, total = max(1, cfg["warmup_steps"]), max(1, cfg["max_steps"])
+    warm, total = max(1, cfg.warmup_steps), max(1, cfg.max_steps)
     if step < warm:
-        return cfg["learning_rate"] * (step + 1) / warm
-    return cfg["learning_rate"] * max(0.0, (total - step) / max(1, total - warm))
+        return cfg.lr * (step + 1) / warm
+    return cfg.lr * max(0.0, (total - step) / max(1, total - warm))
 
 
 def _save_checkpoint(ckpt: Path, model, optimizer, tok, state: dict, rng: random.Random) -> None:
@@ -346,12 +331,12 @@ def _plot(history: list[dict], path: Path) -> None:
 
 # ---------------------------------------------------------------- training
 
-def _model_config(cfg: dict, tok):
+def _model_config(cfg: PretrainSettings, tok):
     from transformers import BertConfig
 
-    m = cfg["model"]
-    if cfg["seq_len"] > m["max_position_embeddings"]:
-        raise ValueError("seq_len exceeds max_position_embeddings")
+    m = cfg.model
+    if cfg.max_len > m["max_position_embeddings"]:
+        raise ValueError("max_len exceeds max_position_embeddings")
     return BertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, type_vocab_size=2, **m)
 
 
@@ -369,7 +354,7 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
     t0 = time.monotonic()
     cfg = load_config(config_path, overrides)
     torch.set_num_threads(2)
-    out = _abs(cfg["output_dir"])
+    out = resolve(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint"
     if not resume:
@@ -381,16 +366,16 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
         tok = load_tokenizer(ckpt / "tokenizer")
     else:
         texts = [build_view(f.read_text(encoding="utf-8-sig")).text for f in files]
-        tok = build_tokenizer(texts, _abs(cfg["tokenizer_dir"] or out))
-    docs = _make_docs(files, tok, cfg["number_boost"], corpus_weights(cfg))
+        tok = build_tokenizer(texts, resolve(cfg.tokenizer_dir or out))
+    docs = _make_docs(files, tok, cfg.number_boost, corpus_weights(cfg))
 
-    torch.manual_seed(cfg["seed"])
-    rng = random.Random(cfg["seed"])
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
     model = BertForMaskedLM(_model_config(cfg, tok))
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg["learning_rate"])
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
 
     step, elapsed_before, history = 0, 0.0, []
     if resuming:
@@ -399,21 +384,21 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
             raise ValueError(f"{ckpt} was written for another model config; pass resume=False to restart")
         step, elapsed_before, history = state["step"], state["elapsed"], state["history"]
         log.info("resuming from step %d", step)
-    sampler = WindowSampler(docs, cfg["seq_len"], tok, cfg, rng)
+    sampler = WindowSampler(docs, cfg.max_len, tok, cfg.mask_prob, rng)
 
     def checkpoint():
         _save_checkpoint(ckpt, model, optimizer, tok, {
             "step": step, "elapsed": elapsed_before + time.monotonic() - t_train,
             "history": history, "model_config": model.config.to_diff_dict()}, rng)
 
-    max_steps = cfg["max_steps"]
-    stop_at = min(max_steps, cfg["stop_at_step"] or max_steps)
-    budget = cfg["max_minutes"] * 60 if cfg["max_minutes"] else math.inf
+    max_steps = cfg.max_steps
+    stop_at = min(max_steps, cfg.stop_at_step or max_steps)
+    budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     reason = "max_steps"
     acc_loss, acc_hit, acc_n, acc_steps = 0.0, 0, 0, 0
     t_train = time.monotonic()
     model.train()
-    bar = tqdm(total=max_steps, initial=step, desc="pretrain", disable=not cfg["progress"], dynamic_ncols=True)
+    bar = tqdm(total=max_steps, initial=step, desc="pretrain", disable=not cfg.progress, dynamic_ncols=True)
     try:
         while step < stop_at:
             if time.monotonic() - t0 >= budget:
@@ -421,7 +406,7 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
                 break
             for g in optimizer.param_groups:
                 g["lr"] = _lr_at(step, cfg)
-            b = sampler.batch(cfg["batch_size"])
+            b = sampler.batch(cfg.batch_size)
             hidden = model.bert(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
             sel = b["labels"] != -100
             logits = model.cls(hidden[sel])  # vocabulary logits only where a label exists: far cheaper
@@ -429,7 +414,7 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
             loss = F.cross_entropy(logits, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             step += 1
             acc_loss += loss.item()
@@ -437,13 +422,13 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
             acc_n += int(target.numel())
             acc_steps += 1
             bar.update(1)
-            if step % cfg["log_every"] == 0 or step == stop_at:
+            if step % cfg.log_every == 0 or step == stop_at:
                 history.append({"step": step, "loss": acc_loss / acc_steps, "mlm_acc": acc_hit / max(1, acc_n),
                                 "lr": _lr_at(step - 1, cfg),
                                 "elapsed": round(elapsed_before + time.monotonic() - t_train, 2)})
                 bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['mlm_acc']:.3f}")
                 acc_loss, acc_hit, acc_n, acc_steps = 0.0, 0, 0, 0
-            if step % cfg["checkpoint_every"] == 0 and step < max_steps:
+            if step % cfg.checkpoint_every == 0 and step < max_steps:
                 checkpoint()
         else:
             reason = "max_steps" if step >= max_steps else "stop_at_step"
@@ -457,7 +442,7 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
                         "lr": _lr_at(step - 1, cfg), "elapsed": round(elapsed_before + time.monotonic() - t_train, 2)})
 
     done = step >= max_steps
-    if not done or cfg["keep_checkpoint"]:
+    if not done or cfg.keep_checkpoint:
         checkpoint()
     model.save_pretrained(out)  # transformers 5 always writes model.safetensors
     tok.save_pretrained(out)
@@ -468,11 +453,11 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
         "corpus": [f.stem for f in files], "excluded": left_out,
         "corpus_chars": sum(len(d.text) for d in docs), "vocab_size": len(tok),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "config": cfg, "history": history,
+        "config": dataclasses.asdict(cfg), "history": history,
     }, ensure_ascii=False, indent=1), encoding="utf-8")
     if history:
         _plot(history, out / "mlm_loss.png")
-    if done and not cfg["keep_checkpoint"]:
+    if done and not cfg.keep_checkpoint:
         shutil.rmtree(ckpt, ignore_errors=True)
     return out
 

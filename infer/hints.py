@@ -13,12 +13,14 @@ from __future__ import annotations
 import random
 from typing import Optional, Sequence
 
+from govfacts.tags import spans_to_view_tags
 from govfacts.textview import TextView
 
 
 def rule_spans(view: TextView, rules) -> list:
-    """The rule extractor's spans of `view`, computed once per view (hints and phrases share them)."""
-    key = ("rule_spans", id(rules))
+    """The rule extractor's spans of `view`, computed once per view and rule set (hints and phrases
+    share them); the memo is keyed by the rules' content hash."""
+    key = ("rule_spans", rules.fingerprint)
     if key not in view.memo:
         view.memo[key] = rules.spans_of_view(view)
     return view.memo[key]
@@ -27,8 +29,6 @@ def rule_spans(view: TextView, rules) -> list:
 def rule_hint_tags(view: TextView, rules) -> list[str]:
     """IOB2 tag per view char from the rule extractor's spans (O outside them), projected onto the view
     as gold spans are (`spans_to_view_tags`)."""
-    from govfacts.train.dataset import spans_to_view_tags
-
     return spans_to_view_tags(view, rule_spans(view, rules))
 
 

@@ -20,7 +20,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from govfacts.studio import DEFAULT_TITLE, StudioError
+from govfacts.cli.train import overrides as _overrides
+from govfacts.labels import default_labels
+from govfacts.paths import ANNOTATIONS, DEFAULT_TAGGER
+from govfacts.studio.backend import Backend, make_retrainer, serve_forever
+from govfacts.studio.client import DEFAULT_TITLE, Studio, StudioError
+from govfacts.studio.pull import pull as do_pull
+from govfacts.studio.push import push as do_push
+from govfacts.studio.retrain import retrain as do_retrain
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Label Studio loop: set up the project, push reports with pre-annotations, pull annotations, "
@@ -37,26 +44,10 @@ def _fail(e: Exception, code: int = 2) -> None:
 
 
 def _studio():
-    from govfacts.studio import Studio
-
     return Studio.from_env()
 
 
-def _overrides(pairs: List[str]) -> dict:
-    import yaml
-
-    outd = {}
-    for p in pairs or []:
-        k, sep, v = p.partition("=")
-        if not sep or not k.strip():
-            raise typer.BadParameter(f"--set expects key=value, got {p!r}")
-        outd[k.strip()] = yaml.safe_load(v)
-    return outd
-
-
 def _annotations(path: Optional[Path]) -> Path:
-    from govfacts.paths import ANNOTATIONS
-
     return Path(path) if path else ANNOTATIONS
 
 
@@ -66,8 +57,6 @@ def setup(title: str = TITLE,
                                                         help="Register this ML backend (govfacts studio serve) "
                                                              "with the project, e.g. http://127.0.0.1:9090.")) -> None:
     """Create the project (idempotent, found by title) with the labeling config of configs/labels.yaml."""
-    from govfacts.labels import default_labels
-
     try:
         studio = _studio()
         project, status = studio.ensure_project(title, default_labels().studio_config())
@@ -90,7 +79,6 @@ def push(paths: List[Path] = typer.Argument(..., help="Report files or folders (
                                                     "regions / not-tagged numbers go along (default annotations/).")
          ) -> None:
     """Import reports as tasks with the model's pre-annotations; documents already in the project are skipped."""
-    from govfacts.studio import push as do_push
 
     try:
         studio = _studio()
@@ -161,7 +149,6 @@ def pull(annotations: Optional[Path] = typer.Option(None, "--annotations", help=
                                    "(train, dev, test or none)."),
          dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would change.")) -> None:
     """Export annotated tasks, validate them and merge them into the corpus by doc_id (atomic writes)."""
-    from govfacts.studio import pull as do_pull
 
     try:
         studio = None if export else _studio()
@@ -187,9 +174,6 @@ def retrain(force: bool = typer.Option(False, "--force", help="Promote the candi
             no_pull: bool = typer.Option(False, "--no-pull", help="Train on the corpus as it is (offline)."),
             title: str = TITLE) -> None:
     """Pull, fine-tune a candidate, compare it with the current model on the test split, promote if better."""
-    from govfacts.paths import DEFAULT_TAGGER
-    from govfacts.studio import pull as do_pull
-    from govfacts.studio import retrain as do_retrain
 
     ann = _annotations(annotations)
     try:
@@ -238,7 +222,6 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind 
                                                   "(default runs/studio-retrain)."),
           title: str = TITLE) -> None:
     """Serve the extractor as a Label Studio ML backend (/health, /setup, /predict, /webhook)."""
-    from govfacts.infer.ml_backend import Backend, make_retrainer, serve_forever
 
     try:
         overrides = _overrides(sets)

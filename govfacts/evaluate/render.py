@@ -7,50 +7,16 @@ import io
 import json
 from pathlib import Path
 
-from govfacts.factsio import atomic_path
-
-
-def _fig_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def reliability_png(models: dict[str, dict]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    for name, res in models.items():
-        pts = [(b["confidence"], b["accuracy"], b["count"]) for b in res["calibration"]["bins"] if b["count"]]
-        if pts:
-            ece = res["calibration"]["ece"]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{name} (ECE {ece:.3f})")
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("share of facts that are right")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Reliability diagram")
-    ax.legend(loc="lower right", fontsize=8)
-    return _fig_png(fig)
+from govfacts.atomic import atomic_path
+from govfacts.plots import figure, png, reliability_png
 
 
 def confusion_png(name: str, conf: dict) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     labels, m = conf["labels"], np.array(conf["matrix"])
     n = max(len(labels), 1)
-    fig, ax = plt.subplots(figsize=(0.45 * n + 3, 0.45 * n + 2.5))
+    fig, ax = figure((0.45 * n + 3, 0.45 * n + 2.5))
     ax.imshow(np.log1p(m) if m.size else np.zeros((1, 1)), cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
@@ -62,17 +28,13 @@ def confusion_png(name: str, conf: dict) -> bytes:
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
     ax.set_title(f"Label confusion: {name}")
-    return _fig_png(fig)
+    return png(fig)
 
 
 def f1_png(models: dict[str, dict]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     labels = sorted({k for r in models.values() for k in r["entity"] if k.isupper()})
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(labels) + 1.5))
+    fig, ax = figure((7, 0.3 * len(labels) + 1.5))
     width = 0.8 / max(len(models), 1)
     for i, (name, res) in enumerate(models.items()):
         vals = [res["entity"].get(lab, {}).get("f1-score", 0.0) for lab in labels]
@@ -83,7 +45,7 @@ def f1_png(models: dict[str, dict]) -> bytes:
     ax.set_xlim(0, 1)
     ax.legend(fontsize=8)
     ax.set_title("Per-label entity F1")
-    return _fig_png(fig)
+    return png(fig)
 
 
 def headline_rows(report: dict) -> list[list[str]]:

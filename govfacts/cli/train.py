@@ -7,37 +7,39 @@ from typing import List, Optional
 import typer
 import yaml
 
+from govfacts.paths import CONFIGS
+from govfacts.train.finetune import finetune as run_finetune
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pretrain the base model, fine-tune the tagger.")
 
 
-def _overrides(pairs: List[str]) -> dict:
+def overrides(pairs: List[str]) -> dict:
+    """`--set KEY=VALUE` pairs as settings overrides (each VALUE read as YAML)."""
     out = {}
-    for pair in pairs:
+    for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}")
-        out[key] = yaml.safe_load(value)
+        out[key.strip()] = yaml.safe_load(value)
     return out
 
 
 @app.command()
-def pretrain(config: Path = typer.Option(Path("configs/pretrain.yaml"), "--config", "-c"),
+def pretrain(config: Path = typer.Option(CONFIGS / "pretrain.yaml", "--config", "-c"),
              set_: List[str] = typer.Option([], "--set", help="Override a config key: KEY=VALUE (YAML value)."),
              fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint.")) -> None:
     """Masked-LM pretraining with whole-word masking; resumes from the checkpoint in the output folder."""
-    from govfacts.train.pretrain import pretrain as run
+    from govfacts.train.pretrain import pretrain as run  # imports torch: only for this command
 
-    typer.echo(run(config, _overrides(set_), resume=not fresh))
+    typer.echo(run(config, overrides(set_), resume=not fresh))
 
 
 @app.command()
-def finetune(config: Path = typer.Option(Path("configs/finetune.yaml"), "--config", "-c"),
+def finetune(config: Path = typer.Option(CONFIGS / "finetune.yaml", "--config", "-c"),
              set_: List[str] = typer.Option([], "--set", help="Override a config key: KEY=VALUE (YAML value)."),
              base: Optional[str] = typer.Option(None, "--base", help="Base checkpoint dir or hub name.")) -> None:
     """Fine-tune the token classifier on the train split; best epoch by dev seqeval F1."""
-    from govfacts.train.finetune import finetune as run
-
-    over = _overrides(set_)
+    over = overrides(set_)
     if base:
         over["base_model"] = base
-    typer.echo(run(config, over))
+    typer.echo(run_finetune(config, over))

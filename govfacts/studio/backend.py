@@ -35,8 +35,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Optional
 
-from govfacts.infer.extractor import SpanExtractor, extractor_id, is_model_dir, load_extractor
-from govfacts.studio import prediction_result, task_score
+from govfacts.infer.loader import SpanExtractor, extractor_id, load
+from govfacts.paths import ANNOTATIONS, DEFAULT_TAGGER, resolve_model
+from govfacts.studio.client import DEFAULT_TITLE, Studio
+from govfacts.studio.pull import pull
+from govfacts.studio.retrain import retrain
+from govfacts.studio.tasks import prediction_result, task_score
 
 TRAIN_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "START_TRAINING")
 MAX_BODY = 200 * 1024 * 1024
@@ -73,7 +77,7 @@ class Backend:
                  retrainer: Optional[Retrainer] = None, train_every: int = 1,
                  log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)):
         # No fallback: a model that cannot be loaded raises here (OSError / ValueError) for the caller.
-        self.extractor = extractor if extractor is not None else load_extractor(model)
+        self.extractor = extractor if extractor is not None else load(model)
         self.retrainer = retrainer
         self.train_every = max(0, int(train_every))
         self.log = log
@@ -113,8 +117,7 @@ class Backend:
             texts.append(data[key])
         with self._model_lock:
             ex, mv = self.extractor, self.model_version
-            many = getattr(ex, "spans_many", None)
-            per_task = many(texts) if many and texts else [ex.spans(x) for x in texts]
+            per_task = ex.spans_many(texts) if texts else []
         results = []
         for t, text, spans in zip(tasks, texts, per_task):
             prefix = f"t{t.get('id', 'x')}"
@@ -203,10 +206,8 @@ def make_retrainer(model: Optional[str] = None, model_dir: Optional[Path] = None
                    runs_dir: Optional[Path] = None) -> Retrainer:
     """Pull from Label Studio (LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY), retrain, promote if better;
     returns the promoted model (loaded) or None."""
-    from govfacts.paths import ANNOTATIONS, DEFAULT_TAGGER
-    from govfacts.studio import DEFAULT_TITLE, Studio, pull, retrain
-
-    target = Path(model_dir) if model_dir else (Path(model) if model and is_model_dir(model) else DEFAULT_TAGGER)
+    local = Path(resolve_model(model)) if model else None
+    target = Path(model_dir) if model_dir else (local if local and (local / "config.json").exists() else DEFAULT_TAGGER)
     ann = Path(annotations_dir or ANNOTATIONS)
 
     def run(event: dict) -> Optional[SpanExtractor]:
@@ -214,7 +215,7 @@ def make_retrainer(model: Optional[str] = None, model_dir: Optional[Path] = None
         studio = Studio.from_env()
         pull(studio, ann, title=project.get("title") or title or DEFAULT_TITLE)
         res = retrain(ann, target, config=config, overrides=overrides, runs_dir=runs_dir)
-        return load_extractor(str(target)) if res.promoted else None
+        return load(str(target)) if res.promoted else None
 
     return run
 

@@ -9,8 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from govfacts.annotations import AnnotatedDoc, doc_to_task, load_gold, validate_exports, write_tasks
+from govfacts.consistency import uncovered_numbers
+from govfacts.factsio import read_facts
+from govfacts.labels import default_labels
 from govfacts.paths import ANNOTATIONS
+from govfacts.reader import ReadError, read_document
+from govfacts.records import Span
 from govfacts.splits import load_splits, split_of
+from govfacts.train.dataset import chars_and_tags
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Annotated corpus tools (Label Studio JSON).")
 console = Console(stderr=True)
@@ -21,9 +28,6 @@ def validate(exports: List[Path] = typer.Argument(..., help="Label Studio export
              output: Optional[Path] = typer.Option(None, "--output", "-o",
                                                    help="Write the valid tasks here (Label Studio JSON).")) -> None:
     """Check offsets, region texts, labels, overlaps and empty spans; report each problem, keep valid tasks."""
-    from govfacts.studio_io import doc_to_task, write_tasks
-    from govfacts.validate import validate_exports
-
     docs, problems = validate_exports(exports)
     for p in problems:
         typer.echo(f"problem: {p}", err=True)
@@ -38,8 +42,6 @@ def validate(exports: List[Path] = typer.Argument(..., help="Label Studio export
 @app.command()
 def config() -> None:
     """Print the Label Studio labeling config generated from configs/labels.yaml."""
-    from govfacts.labels import default_labels
-
     typer.echo(default_labels().studio_config())
 
 
@@ -48,10 +50,6 @@ def stats(exports: List[Path] = typer.Argument(None, help="Exports (default: ann
           splits_file: Optional[Path] = typer.Option(None, "--splits", help="Default: annotations/splits.yaml."),
           check: bool = typer.Option(False, "--check", help="Exit 1 if any number is unexplained.")) -> None:
     """Spans per label and split, and the numbers in the prose that no span or 'not tagged' rule explains."""
-    from govfacts.consistency import uncovered_numbers
-    from govfacts.labels import default_labels
-    from govfacts.validate import validate_exports
-
     docs, problems = validate_exports(exports or [ANNOTATIONS / "tasks"])
     where = split_of(load_splits(splits_file), [d.doc_id for d in docs])
     names = sorted({where.get(d.doc_id, "unsplit") for d in docs}, key=["train", "dev", "test", "unsplit"].index)
@@ -86,17 +84,11 @@ def to_dataset(exports: List[Path] = typer.Argument(None, help="Exports (default
                split: Optional[str] = typer.Option(None, "--split", help="Only this split of splits.yaml."),
                splits_file: Optional[Path] = typer.Option(None, "--splits")) -> None:
     """Character tokens with IOB2 tags (on the normalised view; None inside out-of-scope tables)."""
-    from datasets import Dataset
+    from datasets import Dataset  # heavy: only for this command
 
-    from govfacts.train.dataset import chars_and_tags
-    from govfacts.validate import validate_exports
-
-    docs, problems = validate_exports(exports or [ANNOTATIONS / "tasks"])
+    docs, problems = load_gold(exports or [ANNOTATIONS / "tasks"], split, splits_file)
     for p in problems:
         typer.echo(f"problem (task skipped): {p}", err=True)
-    if split:
-        where = split_of(load_splits(splits_file), [d.doc_id for d in docs])
-        docs = [d for d in docs if where.get(d.doc_id) == split]
     rows = {"doc_id": [], "chars": [], "tags": []}
     for d in docs:
         chars, tags = chars_and_tags(d)
@@ -111,11 +103,6 @@ def to_dataset(exports: List[Path] = typer.Argument(None, help="Exports (default
 def from_facts(facts: Path = typer.Argument(..., help="Facts file written by govfacts extract."),
                output: Path = typer.Option(..., "--output", "-o", help="Label Studio tasks with predictions.")) -> None:
     """Facts → Label Studio tasks with scored predictions (one task per document, text read again)."""
-    from govfacts.factsio import read_facts
-    from govfacts.reader import ReadError, read_document
-    from govfacts.records import Span
-    from govfacts.studio_io import AnnotatedDoc, doc_to_task, write_tasks
-
     by_path: dict[str, list] = {}
     for f in read_facts(facts):
         by_path.setdefault(f.path, []).append(f)

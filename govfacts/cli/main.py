@@ -1,14 +1,29 @@
-"""The `govfacts` command line."""
+"""The `govfacts` command line: extract, text, labels, evaluate, and the annotations / studio / train groups."""
 from __future__ import annotations
 
 import sys
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from govfacts.annotations import load_gold
+from govfacts.cli.annotations import app as annotations_app
+from govfacts.cli.studio import app as studio_app
+from govfacts.cli.train import app as train_app
+from govfacts.evaluate.render import write_report
+from govfacts.evaluate.report import build_report, headline_table
+from govfacts.factsio import output_format
+from govfacts.infer.api import batch_functions, extract_documents
+from govfacts.infer.batch import run_batch
+from govfacts.infer.loader import InferSettings, extractor_id, load
+from govfacts.infer.tagger import available_cpus
+from govfacts.labels import default_labels
+from govfacts.reader import ReadError, read_document
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Facts from Chinese government "
                   "information-disclosure annual reports.")
@@ -38,10 +53,6 @@ def extract(
                                           "(ONNX Runtime); default: configs/infer.yaml."),
 ) -> None:
     """Extract facts from reports; bad files are reported and skipped, the exit status says if any failed."""
-    from govfacts.infer.api import extract_documents, load
-    from govfacts.infer.batch import run_batch
-    from govfacts.infer.extractor import extractor_id
-
     if engine not in ("local", "ray"):
         err.print(f"[red]error:[/red] --engine must be local or ray, not {engine!r}")
         raise typer.Exit(2)
@@ -49,28 +60,22 @@ def extract(
         err.print("[red]error:[/red] --address needs --engine ray")
         raise typer.Exit(2)
     try:
-        from govfacts.factsio import output_format
-
         output_format(output)
+        settings = InferSettings.load(quantize=int8, runtime=runtime)
         if engine == "ray":
-            from govfacts.infer.ray_engine import run_ray
+            from govfacts.infer.ray_engine import run_ray  # optional: pip install 'govfacts[ray]'
 
-            result, name = run_ray(paths, output, model, errors=errors, resume=resume, progress=not quiet,
-                                   address=address, workers=workers, quantize=int8, runtime=runtime)
+            result, name = run_ray(paths, output, model, settings, errors=errors, resume=resume,
+                                   progress=not quiet, address=address, workers=workers)
         else:
-            extractor = load(model, quantize=int8, runtime=runtime)
+            extractor = load(model, settings)
             name = extractor_id(extractor)
     except (ValueError, OSError, ImportError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     if engine == "local":
-        from functools import partial
-
-        from govfacts.infer.api import batch_functions
-        from govfacts.infer.tagger import available_cpus
-
-        setup = partial(batch_functions, model, int8, max(1, available_cpus() // workers),
-                        runtime=runtime) if workers else None
+        setup = partial(batch_functions, model, settings.replace(num_threads=max(1, available_cpus() // workers))
+                        ) if workers else None
         result = run_batch(paths, output, lambda d: extract_documents(extractor, [d])[0], errors=errors,
                            resume=resume, progress=not quiet, workers=workers or 0, worker_setup=setup,
                            extract_many=lambda docs: extract_documents(extractor, docs))
@@ -102,8 +107,6 @@ def _summary(result, extractor: str) -> None:
 @app.command()
 def text(path: Path = typer.Argument(..., help="A report file.")) -> None:
     """Print the document text that all fact offsets refer to."""
-    from govfacts.reader import ReadError, read_document
-
     try:
         doc = read_document(path)
     except ReadError as e:
@@ -117,8 +120,6 @@ def text(path: Path = typer.Argument(..., help="A report file.")) -> None:
 @app.command()
 def labels(config: bool = typer.Option(False, "--studio-config", help="Print the Label Studio labeling config.")) -> None:
     """Show the label contract (configs/labels.yaml)."""
-    from govfacts.labels import default_labels
-
     ls = default_labels()
     sys.stdout.write((ls.studio_config() if config else ls.markdown_table()) + "\n")
 
@@ -127,16 +128,17 @@ def labels(config: bool = typer.Option(False, "--studio-config", help="Print the
 def evaluate(
     gold: List[Path] = typer.Option(..., "--gold", help="Label Studio export(s) or folder (e.g. annotations/)."),
     split: Optional[str] = typer.Option(None, "--split", help="Only documents of this split (annotations/splits.yaml)."),
-    model: List[str] = typer.Option(["rules"], "--model", "-m", help="Model directory / hub name or 'rules'; repeat "
-                                    "to compare."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Model directory / hub name, 'rules' or "
+                                              "'A+B'; repeat to compare. Default: the default extractor of "
+                                              "configs/infer.yaml, as `govfacts extract` runs it."),
     out_dir: Path = typer.Option(Path("out/eval"), "--out", help="Folder for report.json/.md/.html and plots."),
     splits_file: Optional[Path] = typer.Option(None, "--splits", help="Default: annotations/splits.yaml."),
+    int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help="Tagger weights, as for extract."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="Tagger encoder, as for extract."),
 ) -> None:
-    """Score models against held-out annotations: seqeval per label, fact-level, calibration, errors."""
-    from govfacts.infer.extractor import extractor_id, load_extractor
-    from govfacts.train.evaluate import build_report, headline_table, load_gold
-    from govfacts.train.report import write_report
+    """Score models against held-out annotations: seqeval per label, fact-level, calibration, errors.
 
+    Each model is loaded and run exactly as `govfacts extract` runs it with the same options."""
     docs, problems = load_gold(gold, split, splits_file)
     for p in problems:
         typer.echo(f"problem (task skipped): {p}", err=True)
@@ -144,9 +146,9 @@ def evaluate(
         err.print("[red]error:[/red] no gold documents" + (f" in split {split!r}" if split else ""))
         raise typer.Exit(2)
     extractors = {}
-    for spec in model:
+    for spec in model or [None]:
         try:
-            ex = load_extractor(spec)
+            ex = load(spec, InferSettings.load(quantize=int8, runtime=runtime))
         except (OSError, ValueError) as e:
             err.print(f"[red]error:[/red] cannot load model {spec!r}: {e}")
             raise typer.Exit(2)
@@ -158,19 +160,9 @@ def evaluate(
     err.print(f"report written to {out_dir}/report.html (+ report.md, report.json)")
 
 
-def _register() -> None:
-    from govfacts.cli_annotations import app as annotations_app
-
-    from govfacts.cli_train import app as train_app
-
-    app.add_typer(annotations_app, name="annotations")
-    from govfacts.cli_studio import app as studio_app
-
-    app.add_typer(studio_app, name="studio")
-    app.add_typer(train_app, name="train")
-
-
-_register()
+app.add_typer(annotations_app, name="annotations")
+app.add_typer(studio_app, name="studio")
+app.add_typer(train_app, name="train")
 
 
 def main() -> None:

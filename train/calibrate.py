@@ -11,7 +11,7 @@ negative log-likelihood of span correctness under the span scores, among the T w
 calibration error (10 equal-width bins, as `govfacts evaluate` reports it) and exact-span F1 are no
 worse than at the current T; so the fit never makes dev ECE or dev F1 worse.
 
-    .venv/bin/python -m govfacts.infer.calibrate models/govfacts-tagger-zh [--out out/calibration]
+    .venv/bin/python -m govfacts.train.calibrate models/govfacts-tagger-zh [--out out/calibration]
 
 writes `govfacts_temperature` (and a `govfacts_calibration` summary) into config.json atomically
 and, with --out, calibration.json and reliability.png (before/after). It then compares the dev F1
@@ -28,6 +28,16 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+
+from govfacts.annotations import load_split
+from govfacts.atomic import write_text_atomic
+from govfacts.infer.loader import InferSettings, load
+from govfacts.infer.tagger import Tagger
+from govfacts.paths import ANNOTATIONS
+from govfacts.plots import reliability_png
+from govfacts.scoring import calibration, in_scope, match_spans
+from govfacts.textview import build_view
+from govfacts.train.finetune import evaluate
 
 DEFAULT_GRID = tuple(float(t) for t in np.round(np.geomspace(0.25, 8.0, 31), 4))
 
@@ -47,7 +57,7 @@ class TemperatureFit:
     spans_before: int
     spans_after: int
     dev_docs: list[str] = field(default_factory=list)
-    calibration_before: dict = field(default_factory=dict)  # train.evaluate.calibration() tables
+    calibration_before: dict = field(default_factory=dict)  # govfacts.scoring.calibration() tables
     calibration_after: dict = field(default_factory=dict)
     grid: list[dict] = field(default_factory=list)
     config: Optional[str] = None  # the config.json written, if any
@@ -70,17 +80,13 @@ class TemperatureFit:
 
 
 def score_at(tagger, views, batches, docs, temperature: float) -> dict:
-    """Predicted spans at `temperature` (decoded as at inference) against gold: NLL, ECE, F1."""
-    from govfacts.train.evaluate import FactMatch, calibration, in_scope
-
+    """Predicted spans at `temperature` (decoded as at inference) against gold, matched strictly
+    (same boundaries and label, `govfacts.scoring`): NLL, ECE, F1."""
     preds = tagger.decode_views(views, tagger.merge_windows(views, batches, temperature))
     matches, n_gold = [], 0
     for doc, spans in zip(docs, preds):
-        gold = {(g.start, g.end, g.label): g for g in doc.spans}
-        n_gold += len(gold)
-        for s in in_scope(doc, spans):
-            g = gold.get((s.start, s.end, s.label))
-            matches.append(FactMatch(doc.doc_id, g, s, "tp" if g is not None else "fp"))
+        n_gold += len(doc.spans)
+        matches += [m for m in match_spans(doc.doc_id, doc.spans, in_scope(doc, spans), "strict") if m.pred]
     conf = np.array([m.pred.score for m in matches], dtype=np.float64)
     ok = np.array([m.kind == "tp" for m in matches], dtype=np.float64)
     tp = float(ok.sum())
@@ -99,8 +105,6 @@ def score_at(tagger, views, batches, docs, temperature: float) -> dict:
 def dev_outputs(tagger, dev_docs: Sequence) -> tuple[list, list]:
     """(views, window logits) of the dev documents: the model runs once, and every fit re-merges
     and re-decodes these at its own temperature / map / threshold."""
-    from govfacts.textview import build_view
-
     views = [build_view(d.text) for d in dev_docs]
     return views, list(tagger.window_logits(views))
 
@@ -113,14 +117,10 @@ def _target(tagger, model_dir: Optional[str | Path]) -> Optional[Path]:
 
 def update_config(model_dir: str | Path, values: dict) -> Path:
     """Set `values` in model_dir/config.json, atomically."""
-    from govfacts.factsio import atomic_path
-
     path = Path(model_dir) / "config.json"
     conf = json.loads(path.read_text(encoding="utf-8"))
     conf.update(values)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(conf, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_text_atomic(path, json.dumps(conf, ensure_ascii=False, indent=2) + "\n")
 
 
 def best_min_score(conf: np.ndarray, ok: np.ndarray, n_gold: int,
@@ -172,20 +172,20 @@ def fit_platt(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optiona
     character's label mass) is then still over- or under-confident as a whole. A 2-parameter
     monotone map fitted on dev spans corrects that without changing which spans are found."""
     views, batches = outputs or dev_outputs(tagger, dev_docs)
-    old = (tagger.min_score, tagger.platt)
-    tagger.min_score, tagger.platt = 0.0, None
+    old = (tagger.options.min_score, tagger.options.platt)
+    tagger.options.min_score, tagger.options.platt = 0.0, None
     try:
-        raw = score_at(tagger, views, batches, dev_docs, float(tagger.temperature))
+        raw = score_at(tagger, views, batches, dev_docs, float(tagger.options.temperature))
         a, b = platt_fit(raw["conf"], raw["ok"])
-        tagger.platt = (a, b)
-        after = score_at(tagger, views, batches, dev_docs, float(tagger.temperature))
+        tagger.options.platt = (a, b)
+        after = score_at(tagger, views, batches, dev_docs, float(tagger.options.temperature))
     finally:
-        tagger.min_score = old[0]
+        tagger.options.min_score = old[0]
     out = {"a": a, "b": b, "ece_before": raw["calibration"]["ece"], "ece_after": after["calibration"]["ece"],
            "nll_before": raw["nll"], "nll_after": after["nll"], "spans": raw["spans"],
            "calibration_before": raw["calibration"], "calibration_after": after["calibration"]}
     if after["nll"] is None or raw["nll"] is None or after["nll"] > raw["nll"]:
-        tagger.platt = old[1]
+        tagger.options.platt = old[1]
         out["kept"] = False
         return out
     out["kept"] = True
@@ -200,14 +200,14 @@ def fit_min_score(tagger, dev_docs: Sequence, write: bool = True, model_dir: Opt
     """Choose `govfacts_min_score` on dev at the tagger's current temperature; set it on the tagger
     and, with `write`, in config.json. Spans below it are more often wrong than worth keeping."""
     views, batches = outputs or dev_outputs(tagger, dev_docs)
-    old, tagger.min_score = tagger.min_score, 0.0
+    old, tagger.options.min_score = tagger.options.min_score, 0.0
     try:
-        row = score_at(tagger, views, batches, dev_docs, float(tagger.temperature))
+        row = score_at(tagger, views, batches, dev_docs, float(tagger.options.temperature))
     finally:
-        tagger.min_score = old
+        tagger.options.min_score = old
     best = best_min_score(row["conf"], row["ok"], row["n_gold"])
     best["f1_without"] = row["f1"]
-    tagger.min_score = best["min_score"]
+    tagger.options.min_score = best["min_score"]
     target = _target(tagger, model_dir)
     if write and target is not None:
         update_config(target, {"govfacts_min_score": best["min_score"]})
@@ -225,9 +225,9 @@ def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_
     if not dev_docs:
         raise ValueError("no dev documents to fit a temperature on")
     views, batches = outputs or dev_outputs(tagger, dev_docs)  # the model runs once; every T re-merges these
-    current = float(tagger.temperature)
-    kept_min_score, tagger.min_score = tagger.min_score, 0.0  # T is fitted on every decoded span
-    kept_platt, tagger.platt = tagger.platt, None  # ... and on the raw span scores
+    current = float(tagger.options.temperature)
+    kept_min_score, tagger.options.min_score = tagger.options.min_score, 0.0  # T is fitted on every decoded span
+    kept_platt, tagger.options.platt = tagger.options.platt, None  # ... and on the raw span scores
     base = score_at(tagger, views, batches, dev_docs, current)
     rows = [base]
     for t in sorted(set(grid) - {current}):
@@ -250,9 +250,9 @@ def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_
         calibration_before=base["calibration"], calibration_after=best["calibration"],
         grid=[{k: r[k] for k in ("temperature", "nll", "f1", "spans")} | {"ece": r["calibration"]["ece"]}
               for r in sorted(rows, key=lambda r: r["temperature"])])
-    tagger.temperature = fit.temperature
-    tagger.min_score = kept_min_score
-    tagger.platt = kept_platt
+    tagger.options.temperature = fit.temperature
+    tagger.options.min_score = kept_min_score
+    tagger.options.platt = kept_platt
     target = _target(tagger, model_dir)
     if write and target is not None:
         write_temperature(target, fit)
@@ -288,13 +288,9 @@ def check_int8(model_dir: str | Path, dev_docs: Sequence, write: bool = True) ->
     `govfacts extract` / `Extractor.from_pretrained` use int8 by default only for a model whose dev
     F1 it keeps (int8 is ~2x faster on CPU; see bench/README.md). --int8/--fp32 override it.
     """
-    from govfacts.infer.api import configure, default_runtime
-    from govfacts.infer.tagger import Tagger
-    from govfacts.train.finetune import evaluate
-
-    out: dict = {"runtime": default_runtime()}
+    out: dict = {"runtime": InferSettings.load().runtime}
     for name, q in (("fp32", False), ("int8", True)):
-        tagger = configure(Tagger.from_pretrained(model_dir), quantize=q, runtime=out["runtime"])
+        tagger = load(str(model_dir), InferSettings.load(quantize=q))
         ev = evaluate(tagger, dev_docs)
         out[name] = {k: round(float(ev[k]), 4) for k in ("precision", "recall", "f1")}
         out[name]["runtime"] = "onnx" if tagger.runner is not None else "torch"
@@ -307,8 +303,6 @@ def check_int8(model_dir: str | Path, dev_docs: Sequence, write: bool = True) ->
 
 def reliability(fit: TemperatureFit) -> bytes:
     """Reliability diagram (PNG) of dev span confidence before and after the fit."""
-    from govfacts.train.report import reliability_png
-
     curves = {f"T={fit.previous:g} (before)": {"calibration": fit.calibration_before},
               f"T={fit.temperature:g} (fitted)": {"calibration": fit.calibration_after}}
     if fit.platt and fit.platt.get("kept"):
@@ -320,10 +314,6 @@ def calibrate(model_dir: str | Path, annotations: Optional[str | Path] = None, s
               split: str = "dev", out_dir: Optional[str | Path] = None, int8: bool = True) -> TemperatureFit:
     """Load the tagger in `model_dir`, fit T on the `split` documents and write it into its config;
     with `int8`, also decide `govfacts_quantize` on the same documents (`check_int8`)."""
-    from govfacts.infer.tagger import Tagger
-    from govfacts.paths import ANNOTATIONS
-    from govfacts.train.dataset import load_split
-
     ann = Path(annotations) if annotations else ANNOTATIONS
     docs = load_split(split, ann, Path(splits) if splits else ann / "splits.yaml")
     tagger = Tagger.from_pretrained(model_dir)
@@ -345,7 +335,7 @@ def calibrate(model_dir: str | Path, annotations: Optional[str | Path] = None, s
 def main(argv: Optional[list[str]] = None) -> None:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m govfacts.infer.calibrate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m govfacts.train.calibrate", description=__doc__.split("\n\n")[0])
     ap.add_argument("model_dir")
     ap.add_argument("--annotations", default=None, help="default: annotations/")
     ap.add_argument("--splits", default=None, help="default: ANNOTATIONS/splits.yaml")

@@ -1,0 +1,3 @@
+from govfacts.cli.main import main
+
+main()

@@ -1,0 +1,171 @@
+"""The one scorer of predicted spans against gold: epoch selection, the int8 choice, calibration,
+`govfacts evaluate` and studio promotion all measure with it.
+
+Entity level: seqeval strict IOB2 over each document's characters (characters of out-of-scope table
+regions removed from both sides), and the span-matching schemes of nervaluate (`SCHEMES`): `strict`
+(same boundaries and label), `exact` (same boundaries), `partial` (overlap), `type` (overlap and same
+label). Fact level: a predicted fact is right when a gold fact has the same label, an overlapping
+span and the same normalised value. Matching is one-to-one, largest overlap first. Predictions
+inside out-of-scope regions are not counted.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Optional
+
+from govfacts.quantity import parse_quantity
+from govfacts.records import Span
+from govfacts.annotations import AnnotatedDoc
+
+
+def span_value(text: str) -> Optional[float]:
+    q = parse_quantity(text)
+    return 0.0 if q is None else q.value
+
+
+def char_tags(length: int, spans: list[Span]) -> list[str]:
+    tags = ["O"] * length
+    for s in spans:
+        tags[s.start] = f"B-{s.label}"
+        for i in range(s.start + 1, s.end):
+            tags[i] = f"I-{s.label}"
+    return tags
+
+
+def in_scope(doc: AnnotatedDoc, spans: list[Span]) -> list[Span]:
+    return [s for s in spans if not any(a <= s.start < b or a < s.end <= b for a, b in doc.ignore)]
+
+
+@dataclass
+class FactMatch:
+    doc_id: str
+    gold: Optional[Span]
+    pred: Optional[Span]
+    kind: str  # tp | fp | fn
+
+
+@dataclass
+class Scores:
+    entity: dict  # seqeval strict, per label and averages
+    fact: dict
+    per_label_fact: dict
+    matches: list[FactMatch] = field(default_factory=list)  # fact-level
+    schemes: dict = field(default_factory=dict)  # nervaluate scheme -> P/R/F1
+    value_accuracy: Optional[float] = None
+    qualifier_accuracy: Optional[float] = None
+
+
+def prf(tp: int, npred: int, ngold: int) -> dict:
+    p = tp / npred if npred else 0.0
+    r = tp / ngold if ngold else 0.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "support": ngold,
+            "predicted": npred, "tp": tp}
+
+
+SCHEMES = ("strict", "exact", "partial", "type")
+
+
+def _agrees(g: Span, p: Span, scheme: str) -> bool:
+    if scheme in ("strict", "exact"):
+        same = g.start == p.start and g.end == p.end
+        return same and (scheme == "exact" or g.label == p.label)
+    if min(g.end, p.end) <= max(g.start, p.start):
+        return False
+    if scheme == "partial":
+        return True
+    if scheme == "type":
+        return g.label == p.label
+    if scheme == "fact":
+        return g.label == p.label and span_value(g.text) == span_value(p.text)
+    raise ValueError(f"unknown matching scheme {scheme!r} (choose from {', '.join(SCHEMES + ('fact',))})")
+
+
+def match_spans(doc_id: str, gold: list[Span], pred: list[Span], scheme: str = "fact") -> list[FactMatch]:
+    """One-to-one matching of predicted to gold spans under `scheme` (`SCHEMES` or `fact`), largest
+    overlap first: a `tp` per matched pair, an `fn` per unmatched gold, an `fp` per unmatched prediction."""
+    cands = []
+    for gi, g in enumerate(gold):
+        for pi, p in enumerate(pred):
+            if _agrees(g, p, scheme):
+                cands.append((min(g.end, p.end) - max(g.start, p.start), gi, pi))
+    used_g, used_p, out = set(), set(), []
+    for ov, gi, pi in sorted(cands, reverse=True):
+        if gi in used_g or pi in used_p:
+            continue
+        used_g.add(gi)
+        used_p.add(pi)
+        out.append(FactMatch(doc_id, gold[gi], pred[pi], "tp"))
+    out += [FactMatch(doc_id, g, None, "fn") for i, g in enumerate(gold) if i not in used_g]
+    out += [FactMatch(doc_id, None, p, "fp") for i, p in enumerate(pred) if i not in used_p]
+    return out
+
+
+def match_facts(doc: AnnotatedDoc, pred: list[Span]) -> list[FactMatch]:
+    """Fact-level matching: same label, overlapping span, equal value."""
+    return match_spans(doc.doc_id, doc.spans, pred, "fact")
+
+
+def prf_of(matches: list[FactMatch]) -> dict:
+    return prf(sum(m.kind == "tp" for m in matches), sum(m.pred is not None for m in matches),
+                sum(m.gold is not None for m in matches))
+
+
+def score(docs: list[AnnotatedDoc], preds: dict[str, list[Span]]) -> Scores:
+    """Entity-level (seqeval strict) and fact-level scores of `preds` (raw-offset spans per doc_id)."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    y_true, y_pred, matches = [], [], []
+    by_scheme: dict[str, list[FactMatch]] = {k: [] for k in SCHEMES}
+    for doc in docs:
+        pred = in_scope(doc, preds.get(doc.doc_id, []))
+        keep = [i for i in range(len(doc.text)) if not any(a <= i < b for a, b in doc.ignore)]
+        gt, pt = char_tags(len(doc.text), doc.spans), char_tags(len(doc.text), pred)
+        y_true.append([gt[i] for i in keep])
+        y_pred.append([pt[i] for i in keep])
+        matches += match_facts(doc, pred)
+        for k in SCHEMES:
+            by_scheme[k] += match_spans(doc.doc_id, doc.spans, pred, k)
+    rep = classification_report(y_true, y_pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    entity = {k: {m: float(v[m]) for m in ("precision", "recall", "f1-score", "support")} for k, v in rep.items()}
+    tp = Counter(m.gold.label for m in matches if m.kind == "tp")
+    ngold = Counter(m.gold.label for m in matches if m.gold is not None)
+    npred = Counter(m.pred.label for m in matches if m.pred is not None)
+    per_label = {lab: prf(tp[lab], npred[lab], ngold[lab]) for lab in sorted(set(ngold) | set(npred))}
+    fact = prf(sum(tp.values()), sum(npred.values()), sum(ngold.values()))
+    # value / qualifier accuracy on label-matched, overlapping spans (value not required to match)
+    vals, quals = [], []
+    for doc in docs:
+        pred = in_scope(doc, preds.get(doc.doc_id, []))
+        for g in doc.spans:
+            for p in pred:
+                if p.label == g.label and min(g.end, p.end) > max(g.start, p.start):
+                    qg, qp = parse_quantity(g.text), parse_quantity(p.text)
+                    vals.append(span_value(g.text) == span_value(p.text))
+                    quals.append((qg.qualifier if qg else "exact") == (qp.qualifier if qp else "exact"))
+                    break
+    return Scores(entity=entity, fact=fact, per_label_fact=per_label, matches=matches,
+                  schemes={k: prf_of(v) for k, v in by_scheme.items()},
+                  value_accuracy=sum(vals) / len(vals) if vals else None,
+                  qualifier_accuracy=sum(quals) / len(quals) if quals else None)
+
+
+# -- calibration, confusion, per-document scores ------------------------------------------------------
+
+def calibration(matches: list[FactMatch], bins: int = 10) -> dict:
+    """Expected calibration error of predicted facts: confidence vs the share that is right, in equal-width bins."""
+    preds = [(m.pred.score, m.kind == "tp") for m in matches if m.pred is not None]
+    table = []
+    ece = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in preds if (lo <= c < hi) or (b == bins - 1 and c == 1.0)]
+        if not inside:
+            table.append({"bin": [lo, hi], "count": 0, "confidence": None, "accuracy": None})
+            continue
+        conf = sum(c for c, _ in inside) / len(inside)
+        acc = sum(ok for _, ok in inside) / len(inside)
+        ece += len(inside) / len(preds) * abs(acc - conf)
+        table.append({"bin": [lo, hi], "count": len(inside), "confidence": conf, "accuracy": acc})
+    return {"ece": ece if preds else None, "bins": table, "n": len(preds)}

@@ -1,0 +1,128 @@
+"""The one way to get an extractor: `load(spec, settings)`.
+
+`govfacts extract`, `govfacts evaluate`, the Python API, the Label Studio push and ML backend, the
+Ray engine and the benchmarks all load through here, so they run the same configuration: the
+default extractor, runtime and int8 choice of configs/infer.yaml (`InferSettings`), applied to a
+tagger whether it runs alone or inside an ensemble.
+
+Specs: `rules` (the rule baseline); a model directory or hub name (a tagger); `A+B` with one side
+`rules` (an explicit ensemble: A decides, B fills gaps); None (the default of configs/infer.yaml,
+the rules while its model is absent).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Protocol
+
+from govfacts.infer.ensemble import EnsembleExtractor
+from govfacts.infer.rules import RuleExtractor
+from govfacts.paths import CONFIGS, resolve_model
+from govfacts.records import Span
+from govfacts.settings import SettingsError, load_settings
+
+RUNTIMES = ("auto", "torch", "onnx")
+
+
+class SpanExtractor(Protocol):
+    name: str
+    version: str
+
+    def spans(self, raw: str) -> list[Span]: ...
+
+    def spans_many(self, texts: list[str]) -> list[list[Span]]: ...
+
+
+@dataclass(frozen=True)
+class InferSettings:
+    """configs/infer.yaml: what `load` builds when asked for no particular setting."""
+
+    default_extractor: str
+    runtime: str  # auto | torch | onnx
+    quantize: Optional[bool]  # None: the model's recorded verdict
+    num_threads: Optional[int]
+    batch_size: int
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides) -> "InferSettings":
+        """The settings file with the non-None `overrides` applied (CLI flags, API arguments)."""
+        s = load_settings(cls, path or CONFIGS / "infer.yaml")
+        return s.replace(**overrides)
+
+    def replace(self, **overrides) -> "InferSettings":
+        s = dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        if s.runtime not in RUNTIMES:
+            raise SettingsError(f"unknown runtime {s.runtime!r} (choose from {', '.join(RUNTIMES)})")
+        return s
+
+
+def extractor_id(ex: SpanExtractor) -> str:
+    """`name@version`: the `extractor` field of every fact."""
+    return f"{ex.name}@{ex.version}"
+
+
+def has_tagger(ex) -> bool:
+    """Does `ex` (or a member of an ensemble) run a model? Such an extractor wants all CPUs of one
+    process rather than one process per CPU."""
+    members = [m for m in (getattr(ex, "primary", None), getattr(ex, "secondary", None)) if m is not None]
+    return hasattr(ex, "view_probs") or any(has_tagger(m) for m in members)
+
+
+def default_spec(settings: InferSettings) -> str:
+    """The default extractor with model paths resolved; `rules` if its model is absent."""
+    parts = []
+    for part in settings.default_extractor.split("+"):
+        if part != "rules":
+            path = resolve_model(part)
+            if not (Path(path) / "config.json").exists():
+                return "rules"
+            part = str(path)
+        parts.append(part)
+    return "+".join(parts)
+
+
+def load(spec: str | Path | None = None, settings: InferSettings | None = None) -> SpanExtractor:
+    """The extractor named by `spec` with `settings` applied to every tagger in it."""
+    settings = settings or InferSettings.load()
+    spec = default_spec(settings) if spec is None else str(spec)
+
+    def member(part: str):
+        if part == "rules":
+            return RuleExtractor()
+        from govfacts.infer.tagger import Tagger  # torch and transformers: only when a tagger is asked for
+
+        return configure(Tagger.from_pretrained(resolve_model(part)), settings)
+
+    parts = spec.split("+", 1) if "+" in spec else [spec]
+    if len(parts) == 2 and "rules" in parts:
+        return EnsembleExtractor(member(parts[0]), member(parts[1]))
+    return member(spec)
+
+
+def resolve_runtime(runtime: str, quantize: bool) -> str:
+    """`auto` → what measured fastest on CPU (bench/README.md): ONNX Runtime for float weights, torch's
+    dynamic int8 for int8; `onnx` falls back to torch when onnxruntime is not installed."""
+    from govfacts.infer.onnx_runtime import available
+
+    if runtime == "auto":
+        runtime = "torch" if quantize else "onnx"
+    return runtime if runtime != "onnx" or available() else "torch"
+
+
+def configure(tagger, settings: InferSettings):
+    """Apply inference settings to a tagger: threads, batch size, int8 or float weights on the torch
+    or ONNX Runtime encoder."""
+    quantize = settings.quantize
+    if quantize is None:  # the model's own verdict (train/calibrate.py check_int8), else float
+        quantize = bool(getattr(tagger.model.config, "govfacts_quantize", False))
+    runtime = resolve_runtime(settings.runtime, quantize)
+    if settings.num_threads:
+        tagger.options.num_threads = int(settings.num_threads)
+    if settings.batch_size:
+        tagger.options.batch_size = int(settings.batch_size)
+    if runtime == "onnx":
+        tagger.use_onnx(int8=bool(quantize))
+    elif quantize:
+        tagger.quantize()
+    return tagger
