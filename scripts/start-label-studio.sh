@@ -4,6 +4,7 @@
 #   LABEL_STUDIO_USERNAME=you@example.org LABEL_STUDIO_PASSWORD=... LABEL_STUDIO_USER_TOKEN=<up to 40 chars> \
 #     bash scripts/start-label-studio.sh            # start in the background, wait until it answers
 #   bash scripts/start-label-studio.sh stop       # stop the server this script started
+#   bash scripts/start-label-studio.sh install    # only create .venv-studio/ (scripts/test.sh does this early)
 #
 # Environment: LABEL_STUDIO_USERNAME / LABEL_STUDIO_PASSWORD (the account created on first start),
 # LABEL_STUDIO_USER_TOKEN (its API token; use it as LABEL_STUDIO_API_KEY for govfacts), PORT (8080),
@@ -32,6 +33,20 @@ if [ "${1:-start}" = "stop" ]; then
   exit 0
 fi
 
+install_studio() {
+  if [ ! -x "$VENV/bin/label-studio" ]; then
+    echo "creating $VENV (pip install label-studio) ..." >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip >&2
+    "$VENV/bin/pip" install -q label-studio >&2 || { rm -rf "$VENV"; return 1; }
+  fi
+}
+
+if [ "${1:-start}" = "install" ]; then
+  install_studio
+  exit $?
+fi
+
 for v in LABEL_STUDIO_USERNAME LABEL_STUDIO_PASSWORD LABEL_STUDIO_USER_TOKEN; do
   if [ -z "${!v:-}" ]; then
     echo "error: environment variable $v is not set (see the header of $0)" >&2
@@ -43,12 +58,7 @@ if [ ${#LABEL_STUDIO_USER_TOKEN} -gt 40 ]; then
   exit 2
 fi
 
-if [ ! -x "$VENV/bin/label-studio" ]; then
-  echo "creating $VENV (pip install label-studio) ..." >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip >&2
-  "$VENV/bin/pip" install -q label-studio >&2
-fi
+install_studio
 
 mkdir -p "$DATA"
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then

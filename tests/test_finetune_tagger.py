@@ -287,7 +287,7 @@ def test_overfit_one_paragraph(tmp_path, docs):
     base = _tiny_bert(tok, tmp_path / "base", max_pos=128)
     out = finetune(None, _overrides(base, _splits(tmp_path / "s.yaml", ["para"], ["para-dev"]), tmp_path / "out",
                                     annotations=str(ann), epochs=150, max_steps=None, lr=5e-3, warmup_ratio=0.05,
-                                    weight_decay=0.0, eval_every=25))
+                                    weight_decay=0.0, eval_every=25, augment=0, rare_label_min=0))
     log = json.loads((out / "train_log.json").read_text(encoding="utf-8"))
     assert log["best_dev_f1"] == 1.0
     assert log["epochs"][-1]["train_loss"] < log["epochs"][0]["train_loss"] / 5

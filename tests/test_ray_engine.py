@@ -91,6 +91,11 @@ def test_ray_tagger_equal_local(ray_session, corpus, tmp_path, tiny_tagger):
     from govfacts.infer.ray_engine import run_ray
 
     model = tiny_tagger
+    small = tmp_path / "reports"  # a few reports and the bad files: what the tagger actors have to get right
+    small.mkdir()
+    for name in ("hr-dongguan-2015.txt", "dongguan-gbk.txt", "page.html", "gov-pingtan-2012.txt", "empty.txt"):
+        shutil.copy(corpus / name, small / name)
+    corpus = small
     local, ray_out = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     _local(corpus, local, str(model))
     from govfacts.infer.loader import InferSettings
