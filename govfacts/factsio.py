@@ -56,6 +56,8 @@ def read_facts(path: str | Path) -> list[Fact]:
                     r[k] = int(r[k])
                 r["year"] = int(r["year"]) if r.get("year") else None
                 r["agency"] = r.get("agency") or None
+                r["cell"] = r.get("cell") or None
+                r["source"] = r.get("source") or "prose"
                 out.append(Fact.from_dict(r))
             return out
     import pyarrow.parquet as pq

@@ -55,6 +55,8 @@ class Fact:
     agency: Optional[str] = None
     year: Optional[int] = None
     extractor: str = ""
+    source: str = "prose"  # prose: a claim in running text; table: a cell of the template tables
+    cell: Optional[str] = None  # the template cell key of a table fact (configs/tables.yaml)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -169,3 +169,68 @@ def calibration(matches: list[FactMatch], bins: int = 10) -> dict:
         ece += len(inside) / len(preds) * abs(acc - conf)
         table.append({"bin": [lo, hi], "count": len(inside), "confidence": conf, "accuracy": acc})
     return {"ece": ece if preds else None, "bins": table, "n": len(preds)}
+
+
+# -- intervals: documents resampled with replacement ------------------------------------------------
+BOOTSTRAP_SAMPLES = 2000
+
+
+def _doc_counts(matches: list[FactMatch], doc_ids: list[str]):
+    import numpy as np
+
+    index = {d: i for i, d in enumerate(doc_ids)}
+    c = np.zeros((len(doc_ids), 3))  # tp, predicted, gold per document
+    for m in matches:
+        i = index[m.doc_id]
+        c[i] += (m.kind == "tp", m.pred is not None, m.gold is not None)
+    return c
+
+
+def _f1(c) -> "np.ndarray":
+    import numpy as np
+
+    tp, npred, ngold = c[..., 0], c[..., 1], c[..., 2]
+    p = np.divide(tp, npred, out=np.zeros_like(tp), where=npred > 0)
+    r = np.divide(tp, ngold, out=np.zeros_like(tp), where=ngold > 0)
+    return np.divide(2 * p * r, p + r, out=np.zeros_like(tp), where=(p + r) > 0)
+
+
+def _resample(n_docs: int, samples: int, seed: int):
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, n_docs, size=(samples, n_docs))
+
+
+def bootstrap_interval(matches: list[FactMatch], doc_ids: list[str], samples: int = BOOTSTRAP_SAMPLES,
+                       seed: int = 0, level: float = 0.95) -> dict:
+    """Percentile interval of fact F1 over documents drawn with replacement (a report's claims are
+    not independent of each other; documents are the unit that was sampled)."""
+    import numpy as np
+
+    if not doc_ids:
+        return {"f1": None, "low": None, "high": None, "samples": 0}
+    c = _doc_counts(matches, doc_ids)
+    idx = _resample(len(doc_ids), samples, seed)
+    f1 = _f1(c[idx].sum(axis=1))
+    a = (1 - level) / 2
+    return {"f1": float(_f1(c.sum(axis=0))), "low": float(np.quantile(f1, a)), "high": float(np.quantile(f1, 1 - a)),
+            "samples": samples, "level": level}
+
+
+def paired_bootstrap(a: list[FactMatch], b: list[FactMatch], doc_ids: list[str], samples: int = BOOTSTRAP_SAMPLES,
+                     seed: int = 0, level: float = 0.95) -> dict:
+    """Fact F1 of A minus that of B on the same resampled documents: the difference, its percentile
+    interval and the share of samples where A is better. "A beats B" is claimed only when the whole
+    interval lies above zero (`a_better`)."""
+    import numpy as np
+
+    if not doc_ids:
+        return {"diff": None, "low": None, "high": None, "p_a_better": None, "a_better": False, "b_better": False}
+    ca, cb = _doc_counts(a, doc_ids), _doc_counts(b, doc_ids)
+    idx = _resample(len(doc_ids), samples, seed)
+    d = _f1(ca[idx].sum(axis=1)) - _f1(cb[idx].sum(axis=1))
+    q = (1 - level) / 2
+    low, high = float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
+    return {"diff": float(_f1(ca.sum(axis=0)) - _f1(cb.sum(axis=0))), "low": low, "high": high,
+            "p_a_better": float((d > 0).mean()), "a_better": low > 0, "b_better": high < 0,
+            "samples": samples, "level": level}

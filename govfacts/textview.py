@@ -1,7 +1,8 @@
 """A normalised view of a raw document text that maps every character back to raw offsets.
 
 Traditional characters become simplified (OpenCC t2s), full-width ASCII becomes half-width, hard
-line breaks inside sentences (PDF text) and spaces wedged between CJK characters and digits are
+line breaks inside sentences (PDF text), spaces wedged between CJK characters and digits, and the
+pinyin glosses that some web copies put after characters (`行政復(fù)議`, `政(zheng)府(fu)`) are
 dropped. Rules and the tagger work on the view; spans are mapped back with `to_raw`, so facts
 always carry offsets into the text as stored.
 """
@@ -76,6 +77,7 @@ def build_view(raw: str, join_lines: bool = True, drop_spaces: bool = True) -> T
     """Build the normalised view of `raw` (see module docstring)."""
     conv = to_halfwidth(to_simplified(raw))
     keep = [True] * len(raw)
+    _mark_pinyin_glosses(conv, keep)
     if join_lines:
         _mark_soft_breaks(conv, keep)
     if drop_spaces:
@@ -84,12 +86,32 @@ def build_view(raw: str, join_lines: bool = True, drop_spaces: bool = True) -> T
     return TextView(raw, "".join(conv[i] for i in index), index)
 
 
+_TONES = str.maketrans("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüÜ", "aaaaeeeeiiiioooouuuuvvvvvv")
+# A pinyin syllable (tone marks removed, ü written v): optional initial, then a final.
+_SYLLABLE = re.compile(r"(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?"
+                       r"(?:iang|iong|uang|ueng|ang|eng|ing|ong|iao|ian|uai|uan|van|ai|ei|ao|ou|an|en|in|un|vn|ia|ie|"
+                       r"iu|ua|uo|ui|ve|ue|er|a|o|e|i|u|v)")
+_GLOSS = re.compile(r"(?<=[\u4e00-\u9fff])(?:[(（][A-Za-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüÜ]{1,6}[)）])+")
+
+
+def _mark_pinyin_glosses(text: str, keep: list[bool]) -> None:
+    """Drop `(fù)` / `(zheng)` right after a Chinese character when every bracket holds one pinyin
+    syllable: web copies gloss characters that way, which splits the words the rules and tagger read."""
+    for m in _GLOSS.finditer(text):
+        sylls = re.findall(r"[(（]([^)）]+)[)）]", m.group())
+        if all(_SYLLABLE.fullmatch(x.lower().translate(_TONES)) for x in sylls):
+            for i in range(m.start(), m.end()):
+                keep[i] = False
+
+
 def _mark_soft_breaks(text: str, keep: list[bool]) -> None:
     """Drop a line break inside a sentence: the line before is long and does not end a sentence."""
     lines = text.split("\n")
     pos = 0
     for n, line in enumerate(lines[:-1]):
         end = pos + len(line)
+        if not all(keep[pos:end]):  # judge the line as the view will show it (glosses dropped)
+            line = "".join(c for c, k in zip(line, keep[pos:end]) if k)
         body = line.rstrip(_SPACE)
         nxt = lines[n + 1]
         if (len(body) >= 12 and body[-1] not in _TERMINAL and nxt.strip(_SPACE)

@@ -110,8 +110,9 @@ def batch_functions(spec: str | Path | None, settings: InferSettings):
 
 
 # -- the one extraction path (batch runner, Ray engine, API) ------------------------------------------
-def extract_documents(extractor, docs: Sequence[Document]) -> list[list[Fact]]:
-    """Facts of each document with any span extractor (`spans`, optionally `spans_many`).
+def extract_documents(extractor, docs: Sequence[Document], tables: bool = True) -> list[list[Fact]]:
+    """Facts of each document: the extractor's prose facts, then (with `tables`) the template-table
+    cells (`govfacts.tables`), whatever the extractor.
 
     Long documents are cut into segments (`MAX_SEGMENT_CHARS`); segments are handed to the
     extractor in groups of about `GROUP_CHARS` characters, so a tagger batches the windows of many
@@ -124,7 +125,7 @@ def extract_documents(extractor, docs: Sequence[Document]) -> list[list[Fact]]:
         for (di, off, _), ss in zip(group, found):
             spans[di].extend(ss if not off else (_shift(s, off) for s in ss))
     eid = extractor_id(extractor)
-    return [facts_from_spans(d, ss, eid) for d, ss in zip(docs, spans)]
+    return [facts_from_spans(d, ss, eid, tables) for d, ss in zip(docs, spans)]
 
 
 def spans_of(extractor, texts: Sequence[str]) -> list[list[Span]]:

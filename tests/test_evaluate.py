@@ -110,7 +110,7 @@ def test_evaluate_scores_exactly_what_extract_writes(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["extract", str(report), "-o", str(tmp_path / "facts.jsonl"), "-q"])
     assert res.exit_code == 0, res.output
-    facts = read_facts(tmp_path / "facts.jsonl")
+    facts = [f for f in read_facts(tmp_path / "facts.jsonl") if f.source == "prose"]
     assert facts and len({f.extractor for f in facts}) == 1
     # the same spans, scores and extractor id through the evaluation's prediction path
     ex = load(None)
@@ -123,3 +123,34 @@ def test_evaluate_scores_exactly_what_extract_writes(tmp_path):
     rep = json.loads((tmp_path / "eval" / "report.json").read_text(encoding="utf-8"))
     assert list(rep["models"]) == [facts[0].extractor]
     assert rep["models"][facts[0].extractor]["fact"]["predicted"] == len(facts)
+
+
+def test_bootstrap_interval_and_paired_comparison():
+    from govfacts.scoring import FactMatch, bootstrap_interval, paired_bootstrap
+
+    g = Span(0, 2, "FEES", "0元")
+    ids = [f"d{i}" for i in range(20)]
+    good = [FactMatch(d, g, g, "tp") for d in ids]  # right on every document
+    half = [FactMatch(d, g, g, "tp") if i % 2 else FactMatch(d, g, None, "fn") for i, d in enumerate(ids)]
+    ci = bootstrap_interval(half, ids, samples=500)
+    assert ci["low"] < ci["f1"] < ci["high"] and ci["f1"] == pytest.approx(2 / 3)
+    assert bootstrap_interval(good, ids, samples=200)["low"] == 1.0
+    cmp = paired_bootstrap(good, half, ids, samples=500)
+    assert cmp["diff"] == pytest.approx(1 / 3) and cmp["low"] > 0 and cmp["a_better"] and not cmp["b_better"]
+    same = paired_bootstrap(half, half, ids, samples=200)
+    assert same["diff"] == 0 and not same["a_better"] and not same["b_better"]
+    # a difference on two documents out of twenty is not shown to be real
+    near = [FactMatch(d, g, g, "tp") if i % 2 or i < 4 else FactMatch(d, g, None, "fn") for i, d in enumerate(ids)]
+    assert not paired_bootstrap(near, half, ids, samples=1000)["a_better"]
+
+
+def test_report_prints_intervals_and_claims_only_what_they_show(tmp_path):
+    res = CliRunner().invoke(app, ["evaluate", "--gold", "annotations", "--split", "test", "-m", "rules",
+                                   "-m", "rules", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    (name,) = rep["models"]  # the same extractor twice is one model
+    ci = rep["models"][name]["fact_interval"]
+    assert ci["low"] <= rep["models"][name]["fact"]["f1"] <= ci["high"]
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "fact F1 95 % CI" in md

@@ -1,6 +1,11 @@
 import random
+from pathlib import Path
+
+import pytest
 
 from govfacts.textview import build_view, to_halfwidth, to_simplified
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_traditional_fullwidth_view_maps_back_to_raw():
@@ -38,3 +43,47 @@ def test_view_index_property_on_real_and_random_text(samples):
         assert all(v.text[i] == conv[j] for i, j in enumerate(v.index))
         dropped = set(range(len(raw))) - set(v.index)
         assert all(raw[j] in " \t\u3000\xa0\n" for j in dropped)
+
+
+GLOSSES = {"復": "fù", "議": "yì", "規": "guī", "範": "fàn", "數": "shù", "據": "jù", "開": "kai", "請": "qing",
+           "訴": "sù", "訟": "sòng", "政": "zheng", "府": "fu", "申": "shen"}
+
+
+def _glossed(text: str, toned: bool) -> str:
+    """Text as web copies in traditional script carry it: a pinyin gloss after some characters."""
+    out = []
+    for ch in text:
+        out.append(ch)
+        if ch in GLOSSES:
+            g = GLOSSES[ch]
+            out.append(f"({g})" if toned else f"({g.translate(str.maketrans('āáǎàēéěèīíǐìōóǒòūúǔù', 'aaaaeeeeiiiioooouuuu'))})")
+    return "".join(out)
+
+
+@pytest.mark.parametrize("toned", [True, False])
+def test_pinyin_glosses_are_dropped_and_facts_map_to_raw_text(toned):
+    """A real report in traditional script with glosses gives the facts of the plain report."""
+    import opencc
+
+    from govfacts.infer.rules import RuleExtractor
+
+    plain = (ROOT / "data" / "samples" / "hr-dongguan-2015.txt").read_text(encoding="utf-8")
+    trad = opencc.OpenCC("s2t").convert(plain)
+    raw = _glossed(trad, toned)
+    assert raw.count("(") > 20
+    view = build_view(raw)
+    assert view.text == build_view(trad).text
+    rules = RuleExtractor()
+    want = [(s.label, s.text) for s in rules.spans(trad)]
+    got = rules.spans(raw)
+    assert len(want) > 5
+    # the same claims; a span's raw text is the claim with its glosses, and starts and ends on the claim
+    assert [s.label for s in got] == [lab for lab, _ in want]
+    for s, (_, text) in zip(got, want):
+        assert raw[s.start:s.end] == s.text and "(" not in s.text[-1:] and s.text[0] == text[0]
+        assert build_view(s.text).text == build_view(text).text
+
+
+def test_brackets_that_are_not_pinyin_stay():
+    for text in ("网站(PDF)版", "收到申请(xyz)3件", "附件(2)", "（含申请人主动撤回申请）"):
+        assert build_view(text).text == text

@@ -1,29 +1,39 @@
 """The `govfacts` command line: extract, text, labels, evaluate, and the annotations / studio / train groups."""
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from govfacts.annotations import load_gold
+from govfacts.annotations import load_gold, load_split
+from govfacts.atomic import write_text_atomic
 from govfacts.cli.annotations import app as annotations_app
 from govfacts.cli.studio import app as studio_app
 from govfacts.cli.train import app as train_app
 from govfacts.evaluate.render import write_report
 from govfacts.evaluate.report import build_report, headline_table
-from govfacts.factsio import output_format
+from govfacts.evaluate.robustness import load_distractors
+from govfacts.evaluate.robustness import markdown as robustness_markdown
+from govfacts.evaluate.robustness import run as run_robustness
+from govfacts.checks import check_facts
+from govfacts.factsio import output_format, read_facts
 from govfacts.infer.api import batch_functions, extract_documents
 from govfacts.infer.batch import run_batch
 from govfacts.infer.loader import InferSettings, extractor_id, load
 from govfacts.infer.tagger import available_cpus
 from govfacts.labels import default_labels
+from govfacts.paths import ANNOTATIONS
 from govfacts.reader import ReadError, read_document
+from govfacts.tables import table_cells_markdown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Facts from Chinese government "
                   "information-disclosure annual reports.")
@@ -118,8 +128,13 @@ def text(path: Path = typer.Argument(..., help="A report file.")) -> None:
 
 
 @app.command()
-def labels(config: bool = typer.Option(False, "--studio-config", help="Print the Label Studio labeling config.")) -> None:
-    """Show the label contract (configs/labels.yaml)."""
+def labels(config: bool = typer.Option(False, "--studio-config", help="Print the Label Studio labeling config."),
+           tables: bool = typer.Option(False, "--tables", help="Print the template-table cells: key, metric, unit.")
+           ) -> None:
+    """Show the label contract (configs/labels.yaml), or the template-table cells (configs/tables.yaml)."""
+    if tables:
+        sys.stdout.write(table_cells_markdown() + "\n")
+        return
     ls = default_labels()
     sys.stdout.write((ls.studio_config() if config else ls.markdown_table()) + "\n")
 
@@ -135,6 +150,8 @@ def evaluate(
     splits_file: Optional[Path] = typer.Option(None, "--splits", help="Default: annotations/splits.yaml."),
     int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help="Tagger weights, as for extract."),
     runtime: Optional[str] = typer.Option(None, "--runtime", help="Tagger encoder, as for extract."),
+    tables: Optional[Path] = typer.Option(ANNOTATIONS / "tables", "--tables", help="Template-table gold "
+                                          "(annotations/tables); its cells are read back from every stored form."),
 ) -> None:
     """Score models against held-out annotations: seqeval per label, fact-level, calibration, errors.
 
@@ -154,10 +171,69 @@ def evaluate(
             raise typer.Exit(2)
         extractors[extractor_id(ex)] = ex
     name = ", ".join(map(str, gold)) + (f" [{split}]" if split else "")
-    report = build_report(docs, extractors, name)
+    report = build_report(docs, extractors, name, tables)
     write_report(report, out_dir)
     out.print(headline_table(report))
     err.print(f"report written to {out_dir}/report.html (+ report.md, report.json)")
+
+
+@app.command()
+def robustness(
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="As for evaluate; repeat to compare."),
+    split: List[str] = typer.Option(["dev", "test"], "--split", help="Gold splits whose sentences are rewritten."),
+    out_dir: Path = typer.Option(Path("out/robustness"), "--out", help="Folder for robustness.json and .md."),
+    int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help="Tagger weights, as for extract."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="Tagger encoder, as for extract."),
+) -> None:
+    """Same claim, other number forms / hedges / script / PDF spacing: same fact? Real non-disclosure
+    sentences: no fact? Fact F1 per transformation and the distractors' clean share."""
+    docs = [d for sp in split for d in load_split(sp)]
+    extractors = []
+    for spec in model or [None]:
+        try:
+            extractors.append(load(spec, InferSettings.load(quantize=int8, runtime=runtime)))
+        except (OSError, ValueError) as e:
+            err.print(f"[red]error:[/red] cannot load model {spec!r}: {e}")
+            raise typer.Exit(2)
+    rep = run_robustness(extractors, docs, load_distractors())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "robustness.json", json.dumps(asdict(rep), ensure_ascii=False, indent=1) + "\n")
+    md = robustness_markdown(rep)
+    write_text_atomic(out_dir / "robustness.md", f"# govfacts robustness ({', '.join(split)} sentences)\n\n{md}\n")
+    out.print(md)
+    err.print(f"written to {out_dir}/robustness.md (+ robustness.json)")
+
+
+@app.command()
+def check(
+    facts: Path = typer.Argument(..., help="Facts file written by govfacts extract (.jsonl, .csv, .parquet)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="One JSON line per finding."),
+) -> None:
+    """Audit each report with the template's own arithmetic: row totals, the balance of the requests
+    table, outcome totals, appeal totals, and prose claims that contradict the same report's table."""
+    try:
+        all_facts = read_facts(facts)
+    except (OSError, ValueError) as e:
+        err.print(f"[red]error:[/red] {facts}: {e}")
+        raise typer.Exit(2)
+
+    def text_of(path: str):
+        try:
+            return read_document(path).text
+        except ReadError:
+            return None
+
+    findings = check_facts(all_facts, text_of)
+    if output:
+        write_text_atomic(output, "".join(json.dumps(f.to_dict(), ensure_ascii=False) + "\n" for f in findings))
+    docs = {f.doc_id for f in all_facts}
+    with_tables = {f.doc_id for f in all_facts if f.source == "table"}
+    for f in findings:
+        out.print(f"{f.doc_id}: {f.check}: {escape(f.message)}")
+    counts = Counter(f.check for f in findings)
+    err.print(f"{len(findings)} findings in {len({f.doc_id for f in findings})} of {len(docs)} documents "
+              f"({len(with_tables)} with template tables)" + (": " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                                                                  if counts else ""))
 
 
 app.add_typer(annotations_app, name="annotations")

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from govfacts.atomic import atomic_path
+from govfacts.evaluate.tables import markdown as tables_markdown
 from govfacts.plots import figure, png, reliability_png
 
 
@@ -55,15 +56,31 @@ def headline_rows(report: dict) -> list[list[str]]:
         m = r["entity"].get("macro avg", {})
         f = r["fact"]
         ece = r["calibration"]["ece"]
+        ci = r.get("fact_interval") or {}
+        interval = f"[{ci['low']:.3f}, {ci['high']:.3f}]" if ci.get("low") is not None else "-"
         rows.append([name, f"{e.get('precision', 0):.3f}", f"{e.get('recall', 0):.3f}", f"{e.get('f1-score', 0):.3f}",
                      f"{m.get('f1-score', 0):.3f}", f"{f['precision']:.3f}", f"{f['recall']:.3f}", f"{f['f1']:.3f}",
+                     interval,
                      "-" if r["value_accuracy"] is None else f"{r['value_accuracy']:.3f}",
                      "-" if ece is None else f"{ece:.3f}"])
     return rows
 
 
 HEAD = ["model", "entity P", "entity R", "entity F1 (micro)", "entity F1 (macro)", "fact P", "fact R", "fact F1",
-        "value acc.", "ECE"]
+        "fact F1 95 % CI", "value acc.", "ECE"]
+
+
+def comparison_lines(report: dict) -> list[str]:
+    """One sentence per comparison, claiming "A beats B" only where the interval says so."""
+    out = []
+    for c in report.get("comparisons", []):
+        if c["diff"] is None:
+            continue
+        verdict = (f"{c['a']} beats {c['b']}" if c["a_better"] else f"{c['b']} beats {c['a']}" if c["b_better"]
+                   else "no difference shown")
+        out.append(f"fact F1 {c['a']} − {c['b']}: {c['diff']:+.3f} (95 % paired bootstrap over documents "
+                   f"[{c['low']:+.3f}, {c['high']:+.3f}], A better in {c['p_a_better']:.0%} of samples): {verdict}")
+    return out
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -90,9 +107,12 @@ def render_markdown(report: dict) -> str:
              f"`{report['gold']['hash'][:16]}`, {report['date']}.", "",
              "Entity scores: seqeval strict IOB2 over characters (out-of-scope table regions excluded). Fact scores:"
              " same label, overlapping span and same normalised value. ECE: calibration of fact confidences.", "",
-             _md_table(HEAD, headline_rows(report)), "", "## Per label", ""]
+             _md_table(HEAD, headline_rows(report)), "", *[f"- {x}" for x in comparison_lines(report)], "",
+             "## Per label", ""]
     head, rows = per_label_rows(report)
     lines += [_md_table(head, rows), "", "![reliability](reliability.png)", "", "![per-label F1](f1.png)", ""]
+    if report.get("tables"):
+        lines += ["## Template tables: cells read back against the table gold", "", tables_markdown(report["tables"]), ""]
     for name, r in report["models"].items():
         lines += [f"## {name}: documents", "", _md_table(["document", "fact P", "fact R", "fact F1", "gold"], [
             [d["doc_id"], f"{d['precision']:.3f}", f"{d['recall']:.3f}", f"{d['f1']:.3f}", str(d["support"])]
@@ -118,9 +138,15 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
              f"<p>{report['gold']['documents']} documents, {report['gold']['spans']} gold spans, data hash "
              f"<code>{report['gold']['hash'][:16]}</code>, {html.escape(report['date'])}.</p>",
              '<h2 id="headline">Headline</h2>', table(HEAD, headline_rows(report), "headline"),
+             "".join(f"<p>{html.escape(x)}</p>" for x in comparison_lines(report)),
              '<h2>Per label</h2>', table(*per_label_rows(report)),
              '<div class="plots">', _img(images["reliability.png"], "reliability diagram"),
              _img(images["f1.png"], "per-label F1"), "</div>"]
+    if report.get("tables"):
+        parts += ["<h2>Template tables: cells read back against the table gold</h2>", table(
+            ["report", "form", "cells", "read exactly", "not read (ambiguous)", "wrong"],
+            [[r["doc_id"], r["form"], r.get("cells", "–"), r.get("exact", "–"), r.get("not_read", "–"),
+              r.get("wrong", r.get("error", ""))] for r in report["tables"]])]
     for name, r in report["models"].items():
         parts += [f"<h2>{html.escape(name)}</h2>", _img(images[f"confusion-{_slug(name)}.png"], f"confusion {name}"),
                   "<h3>Documents</h3>", table(["document", "fact P", "fact R", "fact F1", "gold"], [

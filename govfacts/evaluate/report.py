@@ -7,12 +7,15 @@ by the one scorer, `govfacts.scoring`.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
+from typing import Optional
 
 from govfacts.annotations import AnnotatedDoc
-from govfacts.evaluate.render import HEAD, headline_rows
+from govfacts.evaluate.tables import table_accuracy
+from govfacts.evaluate.render import HEAD, comparison_lines, headline_rows
 from govfacts.infer.api import extract_documents
 from govfacts.records import Document, Span
-from govfacts.scoring import FactMatch, prf, calibration, in_scope, score
+from govfacts.scoring import FactMatch, bootstrap_interval, calibration, in_scope, paired_bootstrap, prf, score
 
 
 def confusion(docs: list[AnnotatedDoc], preds: dict[str, list[Span]]) -> dict:
@@ -76,7 +79,9 @@ def errors(matches: list[FactMatch], docs: list[AnnotatedDoc], width: int = 20) 
 def evaluate_predictions(docs: list[AnnotatedDoc], preds: dict[str, list[Span]]) -> dict:
     """All numbers of one model on one gold set, as plain data (the report's model section)."""
     s = score(docs, preds)
-    return {"entity": s.entity, "schemes": s.schemes, "fact": s.fact, "fact_per_label": s.per_label_fact,
+    return {"entity": s.entity, "schemes": s.schemes, "fact": s.fact,
+            "fact_interval": bootstrap_interval(s.matches, [d.doc_id for d in docs]),
+            "fact_per_label": s.per_label_fact,
             "value_accuracy": s.value_accuracy, "qualifier_accuracy": s.qualifier_accuracy,
             "calibration": calibration(s.matches), "confusion": confusion(docs, preds),
             "documents": per_document(s.matches, docs), "errors": errors(s.matches, docs)}
@@ -92,20 +97,33 @@ def data_hash(docs: list[AnnotatedDoc]) -> str:
 
 
 def predict(extractor, docs: list[AnnotatedDoc]) -> dict[str, list[Span]]:
-    """The facts `govfacts extract` writes for each gold text, as scored spans."""
-    per_doc = extract_documents(extractor, [Document(d.doc_id, "", d.text) for d in docs])
+    """The prose facts `govfacts extract` writes for each gold text, as scored spans (table cells are
+    scored against the table gold, `govfacts.evaluate.tables`)."""
+    per_doc = extract_documents(extractor, [Document(d.doc_id, "", d.text) for d in docs], tables=False)
     return {d.doc_id: [Span(f.start, f.end, f.metric, f.text, f.confidence) for f in facts]
             for d, facts in zip(docs, per_doc)}
 
 
-def build_report(docs: list[AnnotatedDoc], extractors: dict[str, object], gold_name: str) -> dict:
+def build_report(docs: list[AnnotatedDoc], extractors: dict[str, object], gold_name: str,
+                 tables_gold: Optional[Path] = None) -> dict:
     """The full evaluation of several extractors on one gold set (the content of report.json)."""
     from datetime import datetime, timezone
 
+    preds = {name: predict(ex, docs) for name, ex in extractors.items()}
     return {"gold": {"name": gold_name, "documents": len(docs), "spans": sum(len(d.spans) for d in docs),
                      "hash": data_hash(docs), "doc_ids": [d.doc_id for d in docs]},
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "models": {name: evaluate_predictions(docs, predict(ex, docs)) for name, ex in extractors.items()}}
+            "models": {name: evaluate_predictions(docs, p) for name, p in preds.items()},
+            "comparisons": compare(docs, preds),
+            "tables": table_accuracy(tables_gold) if tables_gold and Path(tables_gold).is_dir() else []}
+
+
+def compare(docs: list[AnnotatedDoc], preds: dict[str, dict[str, list[Span]]]) -> list[dict]:
+    """Paired bootstrap of fact F1 between the first model and each other one (same documents)."""
+    names = list(preds)
+    ids = [d.doc_id for d in docs]
+    matches = {n: score(docs, p).matches for n, p in preds.items()}
+    return [{"a": names[0], "b": b, **paired_bootstrap(matches[names[0]], matches[b], ids)} for b in names[1:]]
 
 
 def headline_table(report: dict):
@@ -118,4 +136,7 @@ def headline_table(report: dict):
         t.add_column(h, justify="left" if h == "model" else "right")
     for row in headline_rows(report):
         t.add_row(*row)
+    lines = comparison_lines(report)
+    if lines:
+        t.caption = escape("\n".join(lines))
     return t

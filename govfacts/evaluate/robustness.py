@@ -1,0 +1,230 @@
+"""Robustness of an extractor, CheckList-style: the same claim written the other ways reports write it
+must give the same fact, and real sentences whose quantities are not disclosure claims must give none.
+
+Cases are the sentences of the held-out gold documents (dev and test splits) that hold a gold claim.
+Each transformation rewrites every gold claim of a sentence it applies to — Chinese numerals
+(`1136件` → `一千一百三十六件`), thousands separators, full-width digits, 万 units (`22400次` →
+`2.24万次`), a hedge (`约`), PDF spacing and a hard line break, traditional script — and moves the gold
+spans with it; the metric and value of each claim stay the same. A transformation is scored on the
+sentences it changed, by fact-level matching (same label, overlapping span, same value), against the
+same sentences untransformed (`original`). The distractor set (`annotations/robustness/distractors.json`:
+real sentences about social insurance, approvals, tourism …) is scored by the share of sentences that
+give no fact at all.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from govfacts.annotations import AnnotatedDoc, read_tasks, task_to_doc
+from govfacts.claims import SENT_ENDS
+from govfacts.infer.api import extract_documents
+from govfacts.infer.loader import extractor_id
+from govfacts.paths import ANNOTATIONS
+from govfacts.records import Document, Span
+from govfacts.scoring import match_spans, prf_of
+
+DISTRACTORS = ANNOTATIONS / "robustness" / "distractors.json"
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+@dataclass
+class Case:
+    """One sentence with its gold claims (offsets into `text`)."""
+
+    case_id: str
+    text: str
+    spans: list[Span]
+
+
+@dataclass
+class Rewrite:
+    """A claim rewritten: the new claim text, or None when the transformation does not apply."""
+
+    name: str
+    fn: Callable[[str], Optional[str]]
+    whole_sentence: bool = False  # the sentence is rewritten as a whole (script, spacing)
+
+
+def _int_of(claim: str) -> Optional[tuple[re.Match, int]]:
+    m = _NUMBER.search(claim)
+    if not m or "." in m.group() or m.start() > 2:
+        return None
+    return m, int(m.group())
+
+
+def _chinese(claim: str) -> Optional[str]:
+    got = _int_of(claim)
+    if not got or got[1] > 99_999_999:
+        return None
+    m, n = got
+    import cn2an
+
+    cn = "两" if n == 2 else cn2an.an2cn(n)
+    return claim[:m.start()] + cn + claim[m.end():]
+
+
+def _thousands(claim: str) -> Optional[str]:
+    got = _int_of(claim)
+    if not got or got[1] < 1000:
+        return None
+    m, n = got
+    return claim[:m.start()] + f"{n:,}" + claim[m.end():]
+
+
+def _fullwidth(claim: str) -> Optional[str]:
+    if not _NUMBER.search(claim):
+        return None
+    return claim.translate(str.maketrans("0123456789.", "０１２３４５６７８９．"))
+
+
+def _wan(claim: str) -> Optional[str]:
+    """`22400次` → `2.24万次`, `3000份` → `3千份` (mixed forms; only where they are exact)."""
+    got = _int_of(claim)
+    if not got or got[1] < 1000 or got[1] % 100 or "万" in claim or "千" in claim:
+        return None
+    m, n = got
+    mixed = f"{n / 10_000:g}万" if n >= 10_000 else f"{n / 1000:g}千"
+    return claim[:m.start()] + mixed + claim[m.end():]
+
+
+def _hedge(claim: str) -> Optional[str]:
+    if not _NUMBER.match(claim) or any(w in claim for w in ("约", "近", "余", "多", "左右", "超过", "逾")):
+        return None
+    return "约" + claim
+
+
+def _pdf_spacing(claim: str) -> Optional[str]:
+    m = _NUMBER.search(claim)
+    if not m or m.end() >= len(claim):
+        return None
+    return claim[:m.end()] + " " + claim[m.end():]
+
+
+REWRITES = [Rewrite("chinese_numerals", _chinese), Rewrite("thousands_separator", _thousands),
+            Rewrite("fullwidth_digits", _fullwidth), Rewrite("wan_unit", _wan), Rewrite("hedge", _hedge),
+            Rewrite("pdf_spacing", _pdf_spacing), Rewrite("traditional", lambda c: None, whole_sentence=True)]
+
+
+@lru_cache(maxsize=1)
+def _s2t():
+    import opencc
+
+    return opencc.OpenCC("s2t")
+
+
+def sentence_cases(docs: Sequence[AnnotatedDoc]) -> list[Case]:
+    """The sentences of `docs` that hold a gold claim (claims that cross a sentence end are skipped)."""
+    out = []
+    for doc in docs:
+        pos = 0
+        for n, sent in enumerate(re.split(r"(?<=[" + re.escape(SENT_ENDS) + "])", doc.text)):
+            a, b = pos, pos + len(sent)
+            pos = b
+            inside = [s for s in doc.spans if a <= s.start and s.end <= b]
+            if inside and not any(s.start < b < s.end or s.start < a < s.end for s in doc.spans):
+                out.append(Case(f"{doc.doc_id}#{n}", sent, [Span(s.start - a, s.end - a, s.label, s.text)
+                                                            for s in inside]))
+    return out
+
+
+def transform(case: Case, rw: Rewrite) -> Optional[Case]:
+    """`case` with every claim rewritten by `rw` (None when it changes nothing)."""
+    if rw.whole_sentence:  # traditional script: the same length, the same offsets
+        text = _s2t().convert(case.text)
+        if len(text) != len(case.text) or text == case.text:
+            return None
+        return Case(case.case_id, text, [Span(s.start, s.end, s.label, text[s.start:s.end]) for s in case.spans])
+    parts, spans, last, changed = [], [], 0, False
+    for s in sorted(case.spans, key=lambda s: s.start):
+        new = rw.fn(s.text)
+        claim = s.text if new is None else new
+        changed |= new is not None
+        parts.append(case.text[last:s.start])
+        start = sum(map(len, parts))
+        parts.append(claim)
+        spans.append(Span(start, start + len(claim), s.label, claim))
+        last = s.end
+    if not changed:
+        return None
+    text = "".join(parts) + case.text[last:]
+    if rw.name == "pdf_spacing" and len(text) > 24:  # and a hard line break inside the sentence, as PDF text has
+        cut = next((i for i in range(len(text) // 2, len(text)) if not any(x.start <= i < x.end for x in spans)), None)
+        if cut:
+            text = text[:cut] + "\n" + text[cut:]
+            spans = [s if s.end <= cut else Span(s.start + 1, s.end + 1, s.label, s.text) for s in spans]
+    return Case(case.case_id, text, spans)
+
+
+def _facts(extractor, cases: Sequence[Case]) -> dict[str, list[Span]]:
+    per = extract_documents(extractor, [Document(c.case_id, "", c.text) for c in cases], tables=False)
+    return {c.case_id: [Span(f.start, f.end, f.metric, f.text, f.confidence) for f in fs] for c, fs in zip(cases, per)}
+
+
+def score_cases(extractor, cases: Sequence[Case]) -> dict:
+    preds = _facts(extractor, cases)
+    matches = [m for c in cases for m in match_spans(c.case_id, c.spans, preds[c.case_id], "fact")]
+    out = prf_of(matches)
+    out["cases"] = len(cases)
+    return out
+
+
+def load_distractors(path: Path = DISTRACTORS) -> list[Case]:
+    return [Case(d.doc_id, d.text, []) for d in map(task_to_doc, read_tasks(path))]
+
+
+def distractor_score(extractor, cases: Sequence[Case]) -> dict:
+    preds = _facts(extractor, cases)
+    hits = {k: v for k, v in preds.items() if v}
+    return {"sentences": len(cases), "clean": 1 - len(hits) / max(1, len(cases)),
+            "false_facts": sum(map(len, hits.values())),
+            "examples": [{"case": k, "text": next(c.text for c in cases if c.case_id == k),
+                          "facts": [(s.label, s.text) for s in v]} for k, v in list(hits.items())[:20]]}
+
+
+@dataclass
+class RobustnessReport:
+    models: dict[str, dict] = field(default_factory=dict)  # model id -> {transform: scores, "distractors": ...}
+    cases: dict[str, int] = field(default_factory=dict)
+
+
+def run(extractors: Sequence, docs: Sequence[AnnotatedDoc], distractors: Optional[Sequence[Case]] = None
+        ) -> RobustnessReport:
+    base = sentence_cases(docs)
+    suites = {"original": base}
+    for rw in REWRITES:
+        changed = [t for t in (transform(c, rw) for c in base) if t is not None]
+        suites[rw.name] = changed
+    rep = RobustnessReport(cases={k: len(v) for k, v in suites.items()})
+    for ex in extractors:
+        res: dict = {}
+        for name, cases in suites.items():
+            res[name] = score_cases(ex, cases)
+            if name != "original":  # the same sentences before the rewrite, for a fair comparison
+                ids = {c.case_id for c in cases}
+                res[name]["original_f1"] = score_cases(ex, [c for c in base if c.case_id in ids])["f1"]
+        if distractors is not None:
+            res["distractors"] = distractor_score(ex, distractors)
+        rep.models[extractor_id(ex)] = res
+    return rep
+
+
+def markdown(rep: RobustnessReport) -> str:
+    names = list(rep.models)
+    head = "| transformation | sentences | " + " | ".join(f"{n} fact F1 (same sentences untransformed)" for n in names) + " |"
+    lines = [head, "|" + "---|" * (2 + len(names))]
+    for t, n in rep.cases.items():
+        cells = []
+        for m in names:
+            r = rep.models[m][t]
+            cells.append(f"{r['f1']:.3f}" + (f" ({r['original_f1']:.3f})" if "original_f1" in r else ""))
+        lines.append(f"| {t} | {n} | " + " | ".join(cells) + " |")
+    if all("distractors" in rep.models[m] for m in names):
+        d0 = rep.models[names[0]]["distractors"]
+        lines.append(f"| distractors: share without a fact | {d0['sentences']} | " + " | ".join(
+            f"{rep.models[m]['distractors']['clean']:.3f} ({rep.models[m]['distractors']['false_facts']} facts)"
+            for m in names) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""The robustness suite: rewrites keep every claim's value, spans move with the text, and the suite runs."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from govfacts.annotations import load_split
+from govfacts.cli import app
+from govfacts.evaluate.robustness import REWRITES, Case, load_distractors, run, sentence_cases, transform
+from govfacts.infer.rules import RuleExtractor
+from govfacts.quantity import parse_quantity
+from govfacts.records import Span
+
+
+def _case(text, *claims):
+    spans = [Span(text.index(c), text.index(c) + len(c), lab, c) for c, lab in claims]
+    return Case("c", text, spans)
+
+
+@pytest.mark.parametrize("name,claim,want", [
+    ("chinese_numerals", "1136件", "一千一百三十六件"), ("chinese_numerals", "2起", "两起"),
+    ("thousands_separator", "2300余人次", "2,300余人次"), ("fullwidth_digits", "47条", "４７条"),
+    ("wan_unit", "22400次", "2.24万次"), ("wan_unit", "3000份", "3千份"), ("hedge", "81件", "约81件"),
+    ("pdf_spacing", "1136件", "1136 件")])
+def test_rewrites_keep_the_value(name, claim, want):
+    rw = next(r for r in REWRITES if r.name == name)
+    got = rw.fn(claim)
+    assert got == want
+    assert parse_quantity(got).value == parse_quantity(claim).value
+
+
+def test_transform_moves_spans_and_skips_what_does_not_apply():
+    case = _case("全年共受理申请1136件，其中网上申请81件。", ("1136件", "APPLICATIONS_RECEIVED"),
+                 ("81件", "APPLICATIONS_RECEIVED"))
+    for rw in REWRITES:
+        t = transform(case, rw)
+        if t is None:
+            continue
+        assert [t.text[s.start:s.end] for s in t.spans] == [s.text for s in t.spans]
+        assert [s.label for s in t.spans] == [s.label for s in case.spans]
+    trad = transform(case, next(r for r in REWRITES if r.name == "traditional"))
+    assert "網上申請" in trad.text
+    assert transform(_case("没有发生行政复议。", ("行政复议", "RECONSIDERATIONS")), REWRITES[0]) is None
+    pdf = transform(_case("全年在政府网站平台主动公开政府信息1136条，其中规范性文件12件。", ("1136条", "POSTS_PUBLISHED"),
+                          ("12件", "POSTS_PUBLISHED")), next(r for r in REWRITES if r.name == "pdf_spacing"))
+    assert "\n" in pdf.text and [pdf.text[s.start:s.end] for s in pdf.spans] == ["1136 条", "12 件"]
+
+
+def test_sentence_cases_of_the_gold_splits():
+    docs = load_split("test")
+    cases = sentence_cases(docs)
+    assert len(cases) > 30
+    for c in cases:
+        assert c.spans and all(c.text[s.start:s.end] == s.text for s in c.spans)
+        assert not any(ch in c.text[:-1] for ch in "。；")
+
+
+def test_suite_runs_on_the_rules(tmp_path):
+    docs = load_split("test")[:2]
+    distractors = load_distractors()
+    assert len(distractors) >= 50 and all(not c.spans for c in distractors)
+    rep = run([RuleExtractor()], docs, distractors[:20])
+    (res,) = rep.models.values()
+    assert rep.cases["original"] > 10 and set(res) >= {"original", "chinese_numerals", "traditional", "distractors"}
+    assert res["traditional"]["f1"] == pytest.approx(res["traditional"]["original_f1"])  # the rules read simplified
+    assert 0 <= res["distractors"]["clean"] <= 1 and res["distractors"]["sentences"] == 20
+    res = CliRunner().invoke(app, ["robustness", "-m", "rules", "--split", "test", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "robustness.json").read_text(encoding="utf-8"))
+    assert "distractors" in next(iter(data["models"].values()))
+    assert "| chinese_numerals |" in (tmp_path / "robustness.md").read_text(encoding="utf-8")
