@@ -303,3 +303,41 @@ def test_encoded_windows_equal_windows_then_encoding(docs, byte_tok, char_tok, w
         assert [(s, e) for s, e, _ in got] == [(s, e) for s, e, _ in want]
         assert [enc for *_, enc in got] == [enc for *_, enc in want]
         assert all(len(enc["input_ids"]) <= max_len for *_, enc in got)
+
+
+def test_rewrite_window_keeps_every_claim_value_and_label():
+    import random
+
+    from govfacts.quantity import parse_quantity
+    from govfacts.train.dataset import rewrite_window
+
+    doc = corpus_docs()["hr-dongguan-2015"]
+    view, tags = doc_view_tags(doc)
+    rng = random.Random(3)
+    seen = set()
+    for _ in range(20):
+        got = rewrite_window(view.text, tags, rng)
+        assert got is not None
+        text, new_tags = got
+        old, new = view_spans(tags), view_spans(new_tags)
+        assert [lab for _, _, lab in old] == [lab for _, _, lab in new] and len(new_tags) == len(text)
+        for (a, b, _), (c, d, _) in zip(old, new):
+            q0, q1 = parse_quantity(view.text[a:b]), parse_quantity(text[c:d])
+            assert (q0 is None) == (q1 is None) and (q0 is None or q0.value == q1.value)
+            seen.add(text[c:d][:1])
+    assert {"约", "一"} & seen  # hedges and Chinese numerals both drawn
+
+
+def test_number_form_copies_are_labelled_like_their_window(char_tok):
+    from govfacts.infer.rules import RuleExtractor
+    from govfacts.train.dataset import HintSpec
+
+    doc = corpus_docs()["hr-dongguan-2015"]
+    plain = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, hints=HintSpec(RuleExtractor(), quantities=True))
+    more = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, hints=HintSpec(RuleExtractor(), quantities=True),
+                        number_forms=1)
+    extra = [r for r in more if r["copy"] >= 1]
+    assert extra and len(more) == len(plain) + len(extra)
+    b_ids = {LABELS.label2id[f"B-{n}"] for n in LABELS.names}
+    for r in extra:
+        assert any(x in b_ids for x in r["labels"]) and len(r["token_type_ids"]) == len(r["input_ids"])

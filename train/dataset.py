@@ -19,8 +19,9 @@ from govfacts.annotations import AnnotatedDoc
 from govfacts.infer.hints import corrupt_hints, hint_type_ids, hint_vocab, mark_quantities, rule_hint_tags
 from govfacts.infer.windows import encode_window, read_encoded_windows
 from govfacts.labels import LabelSet, default_labels
-from govfacts.quantity import view_quantities
-from govfacts.tags import spans_to_view_tags
+from govfacts.numforms import REWRITES
+from govfacts.quantity import find_quantities, view_quantities
+from govfacts.tags import spans_to_view_tags, view_spans
 from govfacts.textview import TextView, build_view
 
 IGNORE_INDEX = -100
@@ -77,13 +78,55 @@ class HintSpec:
     quantities: bool = False  # B-QTY/I-QTY on candidates the rules left unlabelled (govfacts.infer.hints)
 
 
+# Number forms a tagger meets in the normalised view (full-width digits, traditional script and PDF spaces
+# are normalised away before it reads).
+TRAIN_FORMS = ("chinese_numerals", "thousands_separator", "wan_unit", "hedge")
+
+
+def rewrite_window(text: str, tags: Sequence[Optional[str]], rng, share: float = 0.8
+                   ) -> Optional[tuple[str, list[Optional[str]]]]:
+    """`text` with its claims written in other number forms (`govfacts.numforms`; each claim, with
+    probability `share`, in a form drawn among those that apply to it) and the tags moved with them;
+    None when no claim changed. The value of every claim stays the same."""
+    forms = [r for r in REWRITES if r.name in TRAIN_FORMS]
+    parts: list[str] = []
+    new_tags: list[Optional[str]] = []
+    last, changed = 0, False
+    for a, b, label in view_spans(tags):
+        claim = text[a:b]
+        options = [x for x in (r.fn(claim) for r in forms) if x]
+        new = rng.choice(options) if options and rng.random() < share else None
+        parts.append(text[last:a])
+        new_tags += list(tags[last:a])
+        if new is None:
+            parts.append(claim)
+            new_tags += list(tags[a:b])
+        else:
+            changed = True
+            parts.append(new)
+            new_tags += [f"B-{label}"] + [f"I-{label}"] * (len(new) - 1)
+        last = b
+    if not changed:
+        return None
+    parts.append(text[last:])
+    new_tags += list(tags[last:])
+    return "".join(parts), new_tags
+
+
+def text_hint_tags(text: str, rules) -> list[str]:
+    """The rules' IOB2 tag per char of a text that is already a normalised view (a rewritten window)."""
+    return spans_to_view_tags(TextView(text, text, list(range(len(text)))), rules.spans(text))
+
+
 def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len: int = 256,
                  stride: int = 64, augment: int = 0, rng=None, skip_plain: bool = False,
-                 hints: Optional[HintSpec] = None) -> list[dict]:
+                 hints: Optional[HintSpec] = None, number_forms: int = 0) -> list[dict]:
     """Training examples (one per window) of one annotated document, plus `augment` copies with
-    perturbed claim values of every window that holds a span. With `skip_plain`, windows are cut
-    from the claim segments only, as the tagger reads them then (govfacts.claims). With `hints`,
-    every example also gets token_type_ids from the rules' spans, corrupted anew for each copy."""
+    perturbed claim values of every window that holds a span, and `number_forms` copies with its claims
+    written in other number forms (`rewrite_window`). With `skip_plain`, windows are cut from the claim
+    segments only, as the tagger reads them then (govfacts.claims). With `hints`, every example also
+    gets token_type_ids from the rules' spans, corrupted anew for each copy; a rewritten copy gets the
+    rules' tags of its own text."""
     rng = rng or random.Random(0)
     view, tags = doc_view_tags(doc)
     hint_tags = rule_hint_tags(view, hints.rules) if hints else None
@@ -96,7 +139,8 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
         if all(t is None for t in win_tags):
             continue  # a window wholly inside an ignored table teaches nothing
         texts = [view.text[s:e]]
-        if augment and any(t and t != "O" for t in win_tags):
+        has_claim = any(t and t != "O" for t in win_tags)
+        if augment and has_claim:
             texts += [perturb_numbers(texts[0], win_tags, rng) for _ in range(augment)]
         for k, text in enumerate(texts):
             enc = first if k == 0 else encode_window(tokenizer, text, max_len)
@@ -108,12 +152,27 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
                 win_hints = mark_quantities(win_hints, [c for c in candidates if c[0] < e and s < c[1]], s)
                 row["token_type_ids"] = hint_type_ids(enc["offsets"], win_hints, vocab)
             out.append(row)
+        for k in range(number_forms if has_claim else 0):
+            rewritten = rewrite_window(texts[0], win_tags, rng)
+            if rewritten is None:
+                continue
+            text, new_tags = rewritten
+            enc = encode_window(tokenizer, text, max_len)
+            row = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                   "labels": align_labels(enc["offsets"], new_tags, label2id), "doc_id": doc.doc_id,
+                   "start": s, "end": e, "copy": len(texts) + k}
+            if hints:
+                win_hints = corrupt_hints(text_hint_tags(text, hints.rules), rng, hints.drop, hints.swap, names)
+                if hints.quantities:
+                    win_hints = mark_quantities(win_hints, find_quantities(text))
+                row["token_type_ids"] = hint_type_ids(enc["offsets"], win_hints, vocab)
+            out.append(row)
     return out
 
 
 def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | None = None, max_len: int = 256,
                   stride: int = 64, augment: int = 0, seed: int = 0, skip_plain: bool = False,
-                  hints: Optional[HintSpec] = None):
+                  hints: Optional[HintSpec] = None, number_forms: int = 0):
     """A `datasets.Dataset` of windows (input_ids, attention_mask, labels, doc_id, start, end, copy,
     and token_type_ids with `hints`); copy > 0 marks an augmented window (see `perturb_numbers`)."""
     from datasets import Dataset  # heavy: imported only when a dataset is built
@@ -121,7 +180,7 @@ def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | No
     label2id = (labels or default_labels()).label2id
     rng = random.Random(seed)
     rows = [ex for doc in docs for ex in doc_examples(doc, tokenizer, label2id, max_len, stride, augment, rng,
-                                                      skip_plain, hints)]
+                                                      skip_plain, hints, number_forms)]
     cols = ["input_ids", "attention_mask", "labels", "doc_id", "start", "end", "copy"]
     if hints:
         cols.append("token_type_ids")

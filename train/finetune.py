@@ -61,6 +61,7 @@ class FinetuneSettings:
     num_threads: Optional[int]
     progress: bool
     augment: int
+    number_forms: int
     o_weight: float
     rare_label_min: int
     eval_every: int
@@ -209,6 +210,7 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
         enable_hints(model, len(hint_vocab(labels.bio_tags, hints.quantities)))
 
     data = build_dataset(train_docs, tokenizer, labels, max_len, stride, augment=int(cfg.augment),
+                         number_forms=int(cfg.number_forms),
                          seed=int(cfg.seed), skip_plain=bool(cfg.skip_plain), hints=hints)
     if len(data) == 0:
         raise ValueError("the train split yields no training windows")

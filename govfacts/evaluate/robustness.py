@@ -25,12 +25,10 @@ from govfacts.infer.api import extract_documents
 from govfacts.infer.loader import extractor_id
 from govfacts.paths import ANNOTATIONS
 from govfacts.records import Document, Span
+from govfacts.numforms import REWRITES, Rewrite
 from govfacts.scoring import match_spans, prf_of
 
 DISTRACTORS = ANNOTATIONS / "robustness" / "distractors.json"
-_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-
-
 @dataclass
 class Case:
     """One sentence with its gold claims (offsets into `text`)."""
@@ -38,75 +36,6 @@ class Case:
     case_id: str
     text: str
     spans: list[Span]
-
-
-@dataclass
-class Rewrite:
-    """A claim rewritten: the new claim text, or None when the transformation does not apply."""
-
-    name: str
-    fn: Callable[[str], Optional[str]]
-    whole_sentence: bool = False  # the sentence is rewritten as a whole (script, spacing)
-
-
-def _int_of(claim: str) -> Optional[tuple[re.Match, int]]:
-    m = _NUMBER.search(claim)
-    if not m or "." in m.group() or m.start() > 2:
-        return None
-    return m, int(m.group())
-
-
-def _chinese(claim: str) -> Optional[str]:
-    got = _int_of(claim)
-    if not got or got[1] > 99_999_999:
-        return None
-    m, n = got
-    import cn2an
-
-    cn = "两" if n == 2 else cn2an.an2cn(n)
-    return claim[:m.start()] + cn + claim[m.end():]
-
-
-def _thousands(claim: str) -> Optional[str]:
-    got = _int_of(claim)
-    if not got or got[1] < 1000:
-        return None
-    m, n = got
-    return claim[:m.start()] + f"{n:,}" + claim[m.end():]
-
-
-def _fullwidth(claim: str) -> Optional[str]:
-    if not _NUMBER.search(claim):
-        return None
-    return claim.translate(str.maketrans("0123456789.", "０１２３４５６７８９．"))
-
-
-def _wan(claim: str) -> Optional[str]:
-    """`22400次` → `2.24万次`, `3000份` → `3千份` (mixed forms; only where they are exact)."""
-    got = _int_of(claim)
-    if not got or got[1] < 1000 or got[1] % 100 or "万" in claim or "千" in claim:
-        return None
-    m, n = got
-    mixed = f"{n / 10_000:g}万" if n >= 10_000 else f"{n / 1000:g}千"
-    return claim[:m.start()] + mixed + claim[m.end():]
-
-
-def _hedge(claim: str) -> Optional[str]:
-    if not _NUMBER.match(claim) or any(w in claim for w in ("约", "近", "余", "多", "左右", "超过", "逾")):
-        return None
-    return "约" + claim
-
-
-def _pdf_spacing(claim: str) -> Optional[str]:
-    m = _NUMBER.search(claim)
-    if not m or m.end() >= len(claim):
-        return None
-    return claim[:m.end()] + " " + claim[m.end():]
-
-
-REWRITES = [Rewrite("chinese_numerals", _chinese), Rewrite("thousands_separator", _thousands),
-            Rewrite("fullwidth_digits", _fullwidth), Rewrite("wan_unit", _wan), Rewrite("hedge", _hedge),
-            Rewrite("pdf_spacing", _pdf_spacing), Rewrite("traditional", lambda c: None, whole_sentence=True)]
 
 
 @lru_cache(maxsize=1)
