@@ -191,7 +191,22 @@ def task_problems(task: dict, source: str, labels: LabelSet) -> list[TaskProblem
     for (a, b), (c, d) in zip(spans, spans[1:]):
         if c < b:
             probs.append(TaskProblem(source, tid, c, d, f"overlaps span [{a}:{b}]"))
+    for a, b in _regions(data.get("ignore")):
+        for s, e in spans:
+            if s < b and a < e:
+                probs.append(TaskProblem(source, tid, s, e, f"inside the out-of-scope table region [{a}:{b}] "
+                                                            "(data.ignore): tables are not labelled"))
     return probs
+
+
+def _regions(ignore) -> list[tuple[int, int]]:
+    out = []
+    for x in ignore or []:
+        try:
+            out.append((int(x[0]), int(x[1])))
+        except (TypeError, ValueError, IndexError):
+            continue
+    return out
 
 
 def validate_exports(paths: Iterable[str | Path], labels: LabelSet | None = None

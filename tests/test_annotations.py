@@ -157,3 +157,31 @@ def test_facts_become_scored_predictions(tmp_path, samples):
     assert all(r["value"]["text"] == text[r["value"]["start"]:r["value"]["end"]] and 0 < r["score"] <= 1
                for r in pred["result"])
     assert pred["score"] == min(r["score"] for r in pred["result"])
+
+
+def test_a_span_inside_a_table_region_is_flagged(tmp_path):
+    text = "网站发布信息10条。表格 规章 000 行政许可2293"
+    t = text.index("表格")
+    task = doc_to_task(task_to_doc({"data": {"text": text, "doc_id": "t", "ignore": [[t, len(text)]]},
+                                    "annotations": [{"result": []}]}))
+    task["annotations"][0]["result"] = [
+        {"id": "a", "from_name": "label", "to_name": "text", "type": "labels",
+         "value": {"start": 6, "end": 9, "text": "10条", "labels": ["POSTS_PUBLISHED"]}},
+        {"id": "b", "from_name": "label", "to_name": "text", "type": "labels",
+         "value": {"start": len(text) - 4, "end": len(text), "text": text[-4:], "labels": ["STAFF"]}}]
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps([task], ensure_ascii=False), encoding="utf-8")
+    docs, problems = validate_exports([f])
+    assert not docs and len(problems) == 1 and "out-of-scope table region" in problems[0].reason
+
+
+def test_pull_of_a_json_object_is_refused(tmp_path):
+    from govfacts.cli import app
+
+    ann = tmp_path / "annotations"
+    (ann / "tasks").mkdir(parents=True)
+    (ann / "splits.yaml").write_text("train: []\n", encoding="utf-8")
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps({"id": 1, "data": {"text": "x"}}), encoding="utf-8")
+    res = CliRunner().invoke(app, ["studio", "pull", "--export", str(f), "--annotations", str(ann)])
+    assert res.exit_code == 2 and "one JSON object" in res.output and not list((ann / "tasks").iterdir())

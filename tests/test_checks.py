@@ -75,6 +75,9 @@ def test_check_command(tmp_path):
     res = runner.invoke(app, ["extract", str(ROOT / "data" / "samples"), "-o", str(out), "-m", "rules", "-q"])
     assert res.exit_code == 0, res.output
     assert any(f.source == "table" and f.cell == "requests.new.total" for f in read_facts(out))  # csv keeps them
+    pq = tmp_path / "facts.parquet"
+    assert runner.invoke(app, ["extract", str(ROOT / "data" / "samples"), "-o", str(pq), "-m", "rules", "-q"]).exit_code == 0
+    assert [(f.cell, f.value, f.start) for f in read_facts(pq)] == [(f.cell, f.value, f.start) for f in read_facts(out)]
     res = runner.invoke(app, ["check", str(out), "--output", str(findings)])
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in findings.read_text(encoding="utf-8").splitlines()]

@@ -163,6 +163,23 @@ def test_setup_is_idempotent_and_push_skips_duplicates_and_bad_files(studio, wor
         assert pred.score == min(scores) and all(0 < s <= 1 for s in scores)
         for r in pred.result:
             assert t.data["text"][r["value"]["start"]:r["value"]["end"]] == r["value"]["text"]
+    # a corpus document carries its gold spans as an annotation (the model's spans are the prediction), so
+    # the annotator corrects the gold and a pull can never drop a gold span the annotator did not delete
+    for t in tasks:
+        anns = [a if isinstance(a, dict) else a.dict() for a in (t.annotations or [])]
+        if t.data["doc_id"] in PUSHED:
+            gold = task_to_doc(read_tasks(work["ann"] / "tasks" / f"{t.data['doc_id']}.json")[0])
+            (ann,) = anns
+            assert sorted((r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in ann["result"]) \
+                == [(x.start, x.end, x.label) for x in gold.spans]
+        else:
+            assert not anns
+    # the test split is protected: pushing a test document needs --allow-test
+    held = work["dir"] / "held-out"
+    held.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "data" / "samples" / "hrss-zhengzhou-2017.txt", held)
+    out = run(["push", str(held), "--model", "rules", "--title", TITLE, "--annotations", str(work["ann"])], env, 1)
+    assert "in the test split" in out and "--allow-test" in out
     # the reviewed table regions / not-tagged numbers of corpus documents travel with the task
     stored = read_tasks(work["ann"] / "tasks" / f"{PUSHED[0]}.json")[0]["data"]
     pushed = next(t for t in tasks if t.data["doc_id"] == PUSHED[0]).data
@@ -213,7 +230,7 @@ def test_annotations_made_in_studio_are_merged_into_the_corpus(studio, work):
     # (the third task stays unannotated: it is not exported and its corpus file is untouched)
 
     out = run(["pull", "--title", TITLE, "--annotations", str(ann)], env)
-    assert "1 new, 1 updated, 0 unchanged documents; 2 files written" in out
+    assert "1 new, 1 updated, 1 unchanged documents; 2 files written" in out
     assert f"edited [{relabel['start']}:{relabel['end']}]" in out and f"{old_label} → " in out
     assert f"added to split 'train' of splits.yaml: {NEW_DOC}" in out
     after = _snapshot(ann)
@@ -251,7 +268,7 @@ def test_annotations_made_in_studio_are_merged_into_the_corpus(studio, work):
     # pulling again changes nothing
     snap = _snapshot(ann)
     out = run(["pull", "--title", TITLE, "--annotations", str(ann)], env)
-    assert "0 new, 0 updated, 2 unchanged documents; 0 files written" in out
+    assert "0 new, 0 updated, 3 unchanged documents; 0 files written" in out
     assert _snapshot(ann) == snap
 
 
@@ -280,6 +297,20 @@ def test_bad_exports(studio, work, tmp_path):
     assert not (ann / "tasks" / "broken-doc.json").exists() and (ann / "tasks" / f"{NEW_DOC}.json").exists()
     assert (ann / "splits.yaml").read_bytes() == (ROOT / "annotations" / "splits.yaml").read_bytes()
 
+    # the test split's gold changes only with --allow-test
+    test_file = ann / "tasks" / "hrss-zhengzhou-2017.json"
+    test_task = read_tasks(test_file)[0]
+    changed = json.loads(json.dumps(test_task))
+    changed["id"] = 1000
+    changed["annotations"][0]["result"] = changed["annotations"][0]["result"][1:]  # one gold span deleted
+    export = tmp_path / "test-doc.json"
+    export.write_text(json.dumps([changed], ensure_ascii=False), encoding="utf-8")
+    before = test_file.read_bytes()
+    out = run(["pull", "--export", str(export), "--annotations", str(ann)], {}, 1)
+    assert "in the test split: not merged" in out and test_file.read_bytes() == before
+    out = run(["pull", "--export", str(export), "--annotations", str(ann), "--allow-test"], {})
+    assert "1 updated" in out and len(task_to_doc(read_tasks(test_file)[0]).spans) == len(task_to_doc(test_task).spans) - 1
+
 
 # -- retrain --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
@@ -304,7 +335,7 @@ def test_retrain_promotes_only_a_better_model_unless_forced(studio, work, tiny_b
     common = ["--title", TITLE, "--annotations", str(ann), "--model-dir", str(model_dir),
               "--set", f"base_model={tiny_base}", *TINY]
     out = run(["retrain", *common, "--candidate-dir", str(work["dir"] / "runs" / "a" / "candidate")], env)
-    assert "0 new, 0 updated, 2 unchanged documents" in out  # it pulled first
+    assert "0 new, 0 updated, 3 unchanged documents" in out  # it pulled first
     assert "current rules@0.1.0+" in out and "fact F1" in out and "entity F1" in out
     assert "not promoted" in out and not model_dir.exists()
     assert (work["dir"] / "runs" / "a" / "candidate" / "config.json").exists()

@@ -76,13 +76,16 @@ def push(paths: List[Path] = typer.Argument(..., help="Report files or folders (
                                              "Default: the bundled tagger (rules if none)."),
          title: str = TITLE,
          annotations: Optional[Path] = typer.Option(None, "--annotations", help="Annotated corpus whose reviewed table "
-                                                    "regions / not-tagged numbers go along (default annotations/).")
+                                                    "regions / not-tagged numbers go along (default annotations/)."),
+         allow_test: bool = typer.Option(False, "--allow-test", help="Also push documents of the test split.")
          ) -> None:
-    """Import reports as tasks with the model's pre-annotations; documents already in the project are skipped."""
+    """Import reports as tasks with the model's pre-annotations; documents already in the project are skipped.
+    A document of the annotated corpus carries its gold spans as an annotation beside the prediction."""
 
     try:
         studio = _studio()
-        res = do_push(studio, paths, title=title, model=model, annotations_dir=_annotations(annotations))
+        res = do_push(studio, paths, title=title, model=model, annotations_dir=_annotations(annotations),
+                      allow_test=allow_test)
     except StudioError as e:
         _fail(e)
     if res.pushed:
@@ -147,12 +150,16 @@ def pull(annotations: Optional[Path] = typer.Option(None, "--annotations", help=
                                                "instead of fetching one from the server."),
          split: str = typer.Option("train", "--split", help="Split of splits.yaml that new documents join "
                                    "(train, dev, test or none)."),
-         dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would change.")) -> None:
-    """Export annotated tasks, validate them and merge them into the corpus by doc_id (atomic writes)."""
+         dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would change."),
+         allow_test: bool = typer.Option(False, "--allow-test", help="Also change the gold of test-split documents.")
+         ) -> None:
+    """Export annotated tasks, validate them and merge them into the corpus by doc_id (atomic writes).
+    Test-split documents are left as they are unless --allow-test is given."""
 
     try:
         studio = None if export else _studio()
-        res = do_pull(studio, _annotations(annotations), title=title, export_file=export, split=split, dry_run=dry_run)
+        res = do_pull(studio, _annotations(annotations), title=title, export_file=export, split=split, dry_run=dry_run,
+                      allow_test=allow_test)
     except StudioError as e:
         _fail(e)
     print_pull(res, dry_run)

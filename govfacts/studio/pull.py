@@ -20,7 +20,7 @@ from govfacts.atomic import write_text_atomic
 from govfacts.records import Span
 from govfacts.splits import split_of
 from govfacts.studio.client import DEFAULT_TITLE, Studio, StudioError
-from govfacts.studio.tasks import corpus_tasks
+from govfacts.studio.tasks import corpus_tasks, test_split_ids
 
 
 def parse_export(raw: bytes | str, source: str) -> list[dict]:
@@ -36,7 +36,8 @@ def parse_export(raw: bytes | str, source: str) -> list[dict]:
         raise StudioError(f"{source}: the export is not valid JSON (line {e.lineno} column {e.colno}: {e.msg}); "
                           "nothing was written") from None
     if isinstance(data, dict):
-        data = [data]
+        raise StudioError(f"{source}: the export is one JSON object, not a list of Label Studio tasks: export the "
+                          "project as JSON (not JSON-MIN); nothing was written")
     if not isinstance(data, list):
         raise StudioError(f"{source}: the export is not a list of Label Studio tasks; nothing was written")
     return data
@@ -218,7 +219,7 @@ def add_to_split(splits_file: Path, split: str, doc_ids: list[str]) -> list[str]
 
 
 def pull(studio: Optional[Studio], annotations_dir: Path, title: str = DEFAULT_TITLE, export_file: Optional[Path] = None,
-         split: Optional[str] = "train", dry_run: bool = False) -> PullResult:
+         split: Optional[str] = "train", dry_run: bool = False, allow_test: bool = False) -> PullResult:
     """Fetch (or read) an export, validate it and merge it into `annotations_dir` by doc_id.
 
     Nothing is written when the export cannot be fetched or parsed. Invalid tasks are reported and
@@ -255,6 +256,12 @@ def pull(studio: Optional[Studio], annotations_dir: Path, title: str = DEFAULT_T
         res.problems += [TaskProblem(source, d, None, None, "several tasks with this doc_id: the last one is used")
                          for d in dup]
         docs = list({d.doc_id: d for d in docs}.values())
+    if not allow_test:  # the test split's gold is what models are judged on: changed only on purpose
+        test_ids = test_split_ids(annotations_dir, corpus_tasks(annotations_dir))
+        held = [d for d in docs if d.doc_id in test_ids]
+        res.problems += [TaskProblem(source, d.doc_id, None, None, "in the test split: not merged (pull with "
+                                     "--allow-test to change test gold)") for d in held]
+        docs = [d for d in docs if d.doc_id not in test_ids]
     res.changes, files = plan_merge(annotations_dir, docs)
     if dry_run:
         return res

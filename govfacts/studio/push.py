@@ -5,13 +5,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from govfacts.annotations import AnnotatedDoc
+from govfacts.annotations import AnnotatedDoc, doc_to_task, task_to_doc
 from govfacts.infer.batch import discover
 from govfacts.infer.loader import extractor_id, load
 from govfacts.paths import ANNOTATIONS
 from govfacts.reader import ReadError, read_document
 from govfacts.studio.client import DEFAULT_TITLE, Studio, StudioError
-from govfacts.studio.tasks import corpus_tasks, prediction_task, task_score
+from govfacts.studio.tasks import corpus_tasks, prediction_task, task_score, test_split_ids
 
 
 @dataclass
@@ -27,8 +27,13 @@ class PushResult:
 
 
 def push(studio: Studio, paths: Iterable[str | Path], title: str = DEFAULT_TITLE, model: Optional[str] = None,
-         annotations_dir: Optional[Path] = None, extractor=None, chunk: int = 8) -> PushResult:
-    """Read the reports, predict spans and import the documents the project does not hold yet."""
+         annotations_dir: Optional[Path] = None, extractor=None, chunk: int = 8, allow_test: bool = False) -> PushResult:
+    """Read the reports, predict spans and import the documents the project does not hold yet.
+
+    A document the corpus already holds (same text) carries its gold spans as an annotation beside the
+    model's prediction, so an annotator corrects the gold instead of re-doing it from the model's spans
+    (and `pull` can never lose a gold span the annotator did not delete). Documents of the test split are
+    pushed only with `allow_test`: their gold is what models are judged on."""
     project = studio.require_project(title)
     files, skipped = discover(paths)
     present = studio.task_doc_ids(project.id)
@@ -39,8 +44,11 @@ def push(studio: Studio, paths: Iterable[str | Path], title: str = DEFAULT_TITLE
             raise StudioError(f"cannot load model {model or '(default)'}: {e}") from None
     mv = extractor_id(extractor)
     res = PushResult(project.id, mv, skipped_types=skipped)
-    corpus = corpus_tasks(Path(annotations_dir or ANNOTATIONS))
+    ann_dir = Path(annotations_dir or ANNOTATIONS)
+    corpus = corpus_tasks(ann_dir)
+    test_ids = test_split_ids(ann_dir, corpus)
     docs: list[AnnotatedDoc] = []
+    gold: dict[str, AnnotatedDoc] = {}
     seen: set[str] = set()
 
     def flush() -> None:
@@ -62,7 +70,11 @@ def push(studio: Studio, paths: Iterable[str | Path], title: str = DEFAULT_TITLE
                 res.failures.append((d.meta.get("source") or d.doc_id,
                                      f"extraction failed: {type(spans).__name__}: {spans}"))
                 continue
-            tasks.append(prediction_task(d, spans, mv))
+            spans = [x for x in spans if not any(x.start < b and a < x.end for a, b in d.ignore)]  # no tables
+            task = prediction_task(d, spans, mv)
+            if d.doc_id in gold:  # the reviewed spans as the task's annotation, the model's as its prediction
+                task["annotations"] = doc_to_task(gold[d.doc_id])["annotations"]
+            tasks.append(task)
             res.scores[d.doc_id] = task_score(spans)
             res.spans[d.doc_id] = len(spans)
         if tasks:
@@ -81,10 +93,15 @@ def push(studio: Studio, paths: Iterable[str | Path], title: str = DEFAULT_TITLE
         if d.doc_id in present or d.doc_id in seen:
             res.already.append(d.doc_id)
             continue
+        if d.doc_id in test_ids and not allow_test:
+            res.failures.append((str(f), "in the test split (annotations/splits.yaml): its gold is what models are "
+                                         "judged on; push it with --allow-test to review it"))
+            continue
         seen.add(d.doc_id)
         ignore, not_tagged, meta = [], [], {"source": str(f)}
         known = corpus.get(d.doc_id)
         if known and (known.task.get("data") or {}).get("text") == d.text:
+            gold[d.doc_id] = task_to_doc(known.task)
             data = known.task["data"]  # keep the reviewed table regions and not-tagged numbers
             ignore = [tuple(x) for x in data.get("ignore") or []]
             not_tagged = list(data.get("not_tagged") or [])

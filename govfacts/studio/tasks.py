@@ -13,6 +13,7 @@ from typing import Iterable
 
 from govfacts.annotations import AnnotatedDoc, doc_to_task, read_tasks, region
 from govfacts.records import Span
+from govfacts.splits import load_splits, split_of
 from govfacts.studio.client import StudioError
 
 
@@ -69,3 +70,11 @@ def corpus_tasks(annotations_dir: Path) -> dict[str, CorpusTask]:
                 raise StudioError(f"{f}: doc_id {doc_id!r} is also in {out[doc_id].file}; fix the corpus first")
             out[doc_id] = CorpusTask(f, i, t)
     return out
+
+
+def test_split_ids(annotations_dir: Path, corpus: dict[str, CorpusTask]) -> set[str]:
+    """Doc ids of the test split of `annotations_dir`/splits.yaml (patterns expanded over the corpus)."""
+    splits_file = Path(annotations_dir) / "splits.yaml"
+    if not splits_file.exists():
+        return set()
+    return {d for d, sp in split_of(load_splits(splits_file), list(corpus)).items() if sp == "test"}
