@@ -52,8 +52,9 @@ def read_facts(path: str | Path) -> list[Fact]:
             for r in csv.DictReader(fh):
                 for k in ("value", "confidence"):
                     r[k] = float(r[k]) if r[k] not in ("", None) else None
-                for k in ("start", "end"):
-                    r[k] = int(r[k])
+                for k in ("start", "end", "evidence_start", "evidence_end"):
+                    if k in r:
+                        r[k] = int(r[k]) if r[k] not in ("", None) else -1
                 r["year"] = int(r["year"]) if r.get("year") else None
                 r["agency"] = r.get("agency") or None
                 r["cell"] = r.get("cell") or None

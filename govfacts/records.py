@@ -57,6 +57,9 @@ class Fact:
     extractor: str = ""
     source: str = "prose"  # prose: a claim in running text; table: a cell of the template tables
     cell: Optional[str] = None  # the template cell key of a table fact (configs/tables.yaml)
+    evidence: str = ""  # the sentence (prose) or table row (table) the fact stands in, as written
+    evidence_start: int = -1
+    evidence_end: int = -1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

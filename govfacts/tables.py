@@ -39,6 +39,8 @@ class Cell:
     # whole table's column rules; layout: a PDF number line given to the row left without numbers
     metric: str = ""
     unit: str = ""
+    row_start: int = -1  # raw span of the cell's row: its label and its numbers (the evidence of a table fact)
+    row_end: int = -1
 
 
 @dataclass
@@ -177,6 +179,7 @@ class _Row:
     end: int
     candidates: list[list[str]]  # possible cell texts
     how: str
+    label: tuple[int, int] = (-1, -1)  # view span of the row's label (none for the appeals row)
 
 
 def _candidates(run: str, ncols: int, rule, decimal: bool) -> tuple[list[list[str]], str]:
@@ -196,6 +199,9 @@ def _cells_of(row: _Row, parts: list[str], sq: _Squeezed, spec: dict) -> list[Ce
     """Cells with raw offsets: each part located in the run, left to right."""
     out, pos = [], row.start
     view = sq.view
+    a = min(row.start, row.label[0]) if row.label[0] >= 0 else row.start
+    b = max(row.end, row.label[1])
+    row_start, row_end = view.to_raw(a, b)
     for col, part in zip(row.columns, parts):
         digits_seen, s = "", None
         i = pos
@@ -209,7 +215,7 @@ def _cells_of(row: _Row, parts: list[str], sq: _Squeezed, spec: dict) -> list[Ce
         rs, re_ = view.to_raw(s, i)
         key = f"{row.key}.{col}" if row.key else col
         metric, unit = cell_metric(key, spec)
-        out.append(Cell(key, float(part), view.raw[rs:re_], rs, re_, row.how, metric, unit))
+        out.append(Cell(key, float(part), view.raw[rs:re_], rs, re_, row.how, metric, unit, row_start, row_end))
         pos = i
     return out
 
@@ -238,12 +244,16 @@ def read_tables(raw: str, spec: Optional[dict] = None) -> TableRead:
     return out
 
 
-def _row_at(sq, key, columns, label_end, stop, rule, decimal) -> Optional[_Row]:
-    run, a, b = _numbers_after(sq, label_end, stop)
+def _row_at(sq, key, columns, label: re.Match, stop, rule, decimal) -> Optional[_Row]:
+    run, a, b = _numbers_after(sq, label.end(), stop)
     if not run.strip():
         return None
     cands, how = _candidates(run, len(columns), rule, decimal)
-    return _Row(key, columns, run, a, b, cands, how)
+    return _Row(key, columns, run, a, b, cands, how, _view_span(sq, label))
+
+
+def _view_span(sq: _Squeezed, m: re.Match) -> tuple[int, int]:
+    return sq.view_pos(m.start()), sq.to_view[m.end() - 1] + 1
 
 
 def _proactive_rows(sq: _Squeezed, tmpl: dict, end: int, rows: list[_Row]) -> None:
@@ -261,7 +271,7 @@ def _proactive_rows(sq: _Squeezed, tmpl: dict, end: int, rows: list[_Row]) -> No
         cursor = m.end()
     for i, (r, m) in enumerate(found):
         stop = found[i + 1][1].start() if i + 1 < len(found) else end
-        row = _row_at(sq, f"proactive.{r['row']}", r["columns"], m.end(), stop, None, bool(r.get("decimal")))
+        row = _row_at(sq, f"proactive.{r['row']}", r["columns"], m, stop, None, bool(r.get("decimal")))
         if row:
             rows.append(row)
 
@@ -300,7 +310,7 @@ def _requests_rows(sq: _Squeezed, spec: dict, tmpl: dict, first: re.Match, rows:
             empty.append((key, m))
             continue
         cands, how = _candidates(run, n, _sum_rule, False)
-        mine.append(_Row(key, cols, run, a, b, cands, how))
+        mine.append(_Row(key, cols, run, a, b, cands, how, _view_span(sq, m)))
         used.append((a, b))
     rows.extend(mine)
     if empty:
@@ -323,8 +333,8 @@ def _orphans(sq, found, used, empty, cols, limit, mine) -> list[_Row]:
             lines.append((s, m.end()))
     if len(lines) != len(empty):
         return []
-    rows = [_Row(key, cols, v[a:b].strip(), a, a + len(v[a:b].rstrip()), [v[a:b].split()], "layout")
-            for (key, _), (a, b) in zip(empty, lines)]
+    rows = [_Row(key, cols, v[a:b].strip(), a, a + len(v[a:b].rstrip()), [v[a:b].split()], "layout",
+                 _view_span(sq, m)) for (key, m), (a, b) in zip(empty, lines)]
     vals = {}
     for r in mine + rows:
         if len(r.candidates) == 1:

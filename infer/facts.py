@@ -3,28 +3,54 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+from govfacts.claims import SENT_ENDS
 from govfacts.context import detect_context
 from govfacts.quantity import parse_quantity
 from govfacts.records import Document, Fact, Span
 from govfacts.tables import CONFIDENCE, TABLES_ID, TableRead, read_tables
+from govfacts.textview import TextView, build_view
 
 
-def span_to_fact(span: Span, doc: Document, agency: Optional[str], year: Optional[int], extractor: str) -> Fact:
+def evidence_span(view: TextView, start: int, end: int) -> tuple[int, int]:
+    """Raw [start, end) of the sentence holding the raw span [start, end): found on the normalised view,
+    so a PDF line break inside a sentence does not cut it; leading and trailing whitespace left out."""
+    vs, ve = view.from_raw(start, end)
+    t = view.text
+    a = vs
+    while a > 0 and t[a - 1] not in SENT_ENDS:
+        a -= 1
+    b = max(ve, vs + 1)
+    while b < len(t) and t[b - 1] not in SENT_ENDS:
+        b += 1
+    while a < vs and t[a].isspace():
+        a += 1
+    while b > ve and t[b - 1].isspace():
+        b -= 1
+    rs, re_ = view.to_raw(a, b)
+    return min(rs, start), max(re_, end)
+
+
+def span_to_fact(span: Span, doc: Document, agency: Optional[str], year: Optional[int], extractor: str,
+                 view: Optional[TextView] = None) -> Fact:
     """A span becomes a fact; a span without a numeral is a zero claim (value 0)."""
     q = parse_quantity(span.text)
     if q is None:
         value, unit, qualifier = 0.0, "", "exact"
     else:
         value, unit, qualifier = q.value, q.unit, q.qualifier
+    es, ee = evidence_span(view or build_view(doc.text), span.start, span.end)
     return Fact(doc_id=doc.doc_id, path=doc.path, metric=span.label, value=value, unit=unit, qualifier=qualifier,
                 text=span.text, start=span.start, end=span.end, confidence=round(float(span.score), 4),
-                agency=agency, year=year, extractor=extractor)
+                agency=agency, year=year, extractor=extractor, evidence=doc.text[es:ee], evidence_start=es,
+                evidence_end=ee)
 
 
 def facts_from_spans(doc: Document, spans: Iterable[Span], extractor: str, tables: bool = False) -> list[Fact]:
     """The prose facts of `doc`, then (with `tables`) one fact per template-table cell."""
     agency, year = detect_context(doc.text)
-    out = [span_to_fact(s, doc, agency, year, extractor) for s in spans]
+    spans = list(spans)
+    view = build_view(doc.text) if spans else None
+    out = [span_to_fact(s, doc, agency, year, extractor, view) for s in spans]
     if tables:
         out += table_facts(doc, read_tables(doc.text), agency, year)
     return out
@@ -34,4 +60,5 @@ def table_facts(doc: Document, read: TableRead, agency: Optional[str], year: Opt
     """One fact per cell read; its value is the number in the cell, its unit the template's."""
     return [Fact(doc_id=doc.doc_id, path=doc.path, metric=c.metric, value=c.value, unit=c.unit, qualifier="exact",
                  text=c.text, start=c.start, end=c.end, confidence=CONFIDENCE[c.how], agency=agency, year=year,
-                 extractor=TABLES_ID, source="table", cell=c.key) for c in read.cells]
+                 extractor=TABLES_ID, source="table", cell=c.key, evidence=doc.text[c.row_start:c.row_end],
+                 evidence_start=c.row_start, evidence_end=c.row_end) for c in read.cells]
