@@ -21,6 +21,7 @@ class Label:
     name: str
     meaning: str
     units: tuple[str, ...]
+    aggregate: str = "top"  # govfacts summarize: top (highest-confidence claim) or sum
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,11 @@ class LabelSet:
 
 def load_labels(path: Path | str | None = None) -> LabelSet:
     data = yaml.safe_load(Path(path or CONFIGS / "labels.yaml").read_text(encoding="utf-8"))
-    labels = tuple(Label(d["name"], d["meaning"], tuple(str(u) for u in d.get("units", ()))) for d in data["labels"])
+    labels = tuple(Label(d["name"], d["meaning"], tuple(str(u) for u in d.get("units", ())), str(d.get("aggregate", "top")))
+                   for d in data["labels"])
+    bad = [lab.name for lab in labels if lab.aggregate not in ("top", "sum")]
+    if bad:
+        raise ValueError(f"labels.yaml: aggregate must be top or sum ({', '.join(bad)})")
     names = [lab.name for lab in labels]
     if len(set(names)) != len(names):
         raise ValueError("labels.yaml: duplicate label names")

@@ -1,4 +1,4 @@
-"""The import graph is one-way: core ← infer ← train ← evaluate ← studio ← cli, and has no cycle.
+"""The import graph is one-way: core ← infer ← train ← evaluate ← present ← studio ← cli, and has no cycle.
 
 Every `import` in every module counts, also those inside functions, so a circle cannot hide behind a
 deferred import. Imports inside functions are kept for optional heavy packages (torch, transformers,
@@ -11,12 +11,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"govfacts": ROOT / "govfacts", "govfacts.infer": ROOT / "infer", "govfacts.train": ROOT / "train"}
-LAYERS = ["core", "infer", "train", "evaluate", "studio", "cli"]
+LAYERS = ["core", "infer", "train", "evaluate", "present", "studio", "cli"]
 
 
 def layer(module: str) -> str:
     parts = module.split(".")
-    if len(parts) > 1 and parts[1] in ("infer", "train", "evaluate", "studio", "cli"):
+    if len(parts) > 1 and parts[1] in ("infer", "train", "evaluate", "present", "studio", "cli"):
         return parts[1]
     return "core"
 

@@ -24,14 +24,17 @@ from govfacts.evaluate.report import build_report, headline_table
 from govfacts.evaluate.robustness import load_distractors
 from govfacts.evaluate.robustness import markdown as robustness_markdown
 from govfacts.evaluate.robustness import run as run_robustness
-from govfacts.checks import check_facts
+from govfacts.checks import check_document, check_facts
 from govfacts.factsio import output_format, read_facts
 from govfacts.infer.api import batch_functions, extract_documents
-from govfacts.infer.batch import run_batch
+from govfacts.infer.batch import discover, run_batch
 from govfacts.infer.loader import InferSettings, extractor_id, load
 from govfacts.infer.tagger import available_cpus
 from govfacts.labels import default_labels
 from govfacts.paths import ANNOTATIONS
+from govfacts.present.show import write_pages
+from govfacts.present.summarize import summarize as summarize_facts
+from govfacts.present.summarize import write_summary
 from govfacts.reader import ReadError, read_document
 from govfacts.tables import table_cells_markdown
 
@@ -234,6 +237,53 @@ def check(
     err.print(f"{len(findings)} findings in {len({f.doc_id for f in findings})} of {len(docs)} documents "
               f"({len(with_tables)} with template tables)" + (": " + ", ".join(f"{k} {v}" for k, v in counts.items())
                                                                   if counts else ""))
+
+
+@app.command()
+def show(
+    paths: List[Path] = typer.Argument(..., help="Report files or folders."),
+    out_dir: Path = typer.Option(Path("out/show"), "--out", help="Folder for one HTML page per report + index.html."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="As for extract (default: configs/infer.yaml)."),
+) -> None:
+    """One self-contained HTML page per report: the text with every fact highlighted in its label's colour,
+    the template tables as recovered and the report's check findings."""
+    files, _ = discover(paths)
+    try:
+        ex = load(model)
+    except (OSError, ValueError) as e:
+        err.print(f"[red]error:[/red] cannot load model {model!r}: {e}")
+        raise typer.Exit(2)
+    items, failed = [], 0
+    for f in files:
+        try:
+            doc = read_document(f)
+        except ReadError as e:
+            err.print(f"[red]failed:[/red] {e}")
+            failed += 1
+            continue
+        facts = extract_documents(ex, [doc])[0]
+        items.append((doc, facts, check_document(doc.doc_id, facts, doc.text)))
+    index = write_pages(items, out_dir)
+    err.print(f"{len(items)} report pages written; open {index}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def summarize(
+    facts: Path = typer.Argument(..., help="Facts file written by govfacts extract."),
+    out_dir: Path = typer.Option(Path("out/summary"), "--out", help="Folder for facts_wide.csv/.parquet and summary.html."),
+) -> None:
+    """The corpus at a glance, from the facts file alone: one row per agency and year, plots over the years,
+    the lowest-confidence facts to review next, and the findings of govfacts check."""
+    try:
+        all_facts = read_facts(facts)
+    except (OSError, ValueError) as e:
+        err.print(f"[red]error:[/red] {facts}: {e}")
+        raise typer.Exit(2)
+    s = summarize_facts(all_facts, check_facts(all_facts))
+    page = write_summary(s, out_dir)
+    err.print(f"{len(s.wide)} reports, {len(all_facts)} facts → {out_dir}/facts_wide.csv (+ .parquet), {page}")
 
 
 app.add_typer(annotations_app, name="annotations")

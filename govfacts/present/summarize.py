@@ -1,0 +1,179 @@
+"""`govfacts summarize`: a corpus of facts at a glance, read from the facts file alone (not the reports).
+
+* `facts_wide.csv` / `.parquet`: one row per (agency, year), one column per metric. A report's number for
+  a metric is its template table's total cell where it has one (`TABLE_TOTALS`), else from its prose
+  facts by the label's `aggregate` rule (configs/labels.yaml: the highest-confidence claim, or a sum).
+* `summary.html`: facts per label and per report, each metric over the years for every agency with at
+  least two reports, the distribution of confidences, the lowest-confidence facts with their evidence
+  (what to send to annotators next, with the `govfacts studio push` line to do it), and the findings of
+  `govfacts check`.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from govfacts.atomic import atomic_path, write_text_atomic
+from govfacts.checks import Finding
+from govfacts.labels import default_labels
+from govfacts.plots import figure, png
+from govfacts.records import Fact
+
+# the cell(s) of the template tables that hold a label's yearly total
+TABLE_TOTALS = {"APPLICATIONS_RECEIVED": ["requests.new.total"],
+                "APPLICATIONS_ANSWERED": ["requests.total_handled.total"],
+                "RECONSIDERATIONS": ["review.total"],
+                "LAWSUITS": ["litigation_direct.total", "litigation_after_review.total"],
+                "FEES": ["proactive.fees.amount"]}
+LOW_CONFIDENCE = 30  # facts listed for review
+
+
+@dataclass
+class Summary:
+    wide: list[dict] = field(default_factory=list)  # one row per (agency, year)
+    metrics: list[str] = field(default_factory=list)
+    per_label: Counter = field(default_factory=Counter)
+    per_report: dict[str, int] = field(default_factory=dict)
+    confidences: list[float] = field(default_factory=list)
+    lowest: list[Fact] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    documents: int = 0
+
+
+def report_number(facts: list[Fact], metric: str, aggregate: str) -> Optional[float]:
+    """One number for a metric of one report (see the module docstring)."""
+    cells = {f.cell: f.value for f in facts if f.source == "table" and f.value is not None}
+    keys = TABLE_TOTALS.get(metric)
+    if keys and all(k in cells for k in keys):
+        return float(sum(cells[k] for k in keys))
+    prose = [f for f in facts if f.source == "prose" and f.metric == metric and f.value is not None]
+    if not prose:
+        return None
+    if aggregate == "sum":
+        return float(sum(f.value for f in prose))
+    return float(max(prose, key=lambda f: (f.confidence, f.value)).value)
+
+
+def summarize(facts: Iterable[Fact], findings: Iterable[Finding] = ()) -> Summary:
+    facts = list(facts)
+    labels = default_labels()
+    s = Summary(findings=list(findings))
+    by_doc: dict[str, list[Fact]] = defaultdict(list)
+    for f in facts:
+        by_doc[f.doc_id].append(f)
+    s.documents = len(by_doc)
+    s.metrics = labels.names
+    for doc_id, fs in sorted(by_doc.items()):
+        agency = next((f.agency for f in fs if f.agency), None) or f"({doc_id})"
+        year = next((f.year for f in fs if f.year), None)
+        row = {"agency": agency, "year": year, "doc_id": doc_id}
+        row.update({lab.name: report_number(fs, lab.name, lab.aggregate) for lab in labels.labels})
+        s.wide.append(row)
+    s.per_label = Counter(f.metric for f in facts)
+    s.per_report = {d: len(fs) for d, fs in sorted(by_doc.items())}
+    prose = [f for f in facts if f.source == "prose"]
+    s.confidences = [f.confidence for f in prose]
+    s.lowest = sorted(prose, key=lambda f: f.confidence)[:LOW_CONFIDENCE]
+    return s
+
+
+def write_wide(s: Summary, out_dir: Path) -> None:
+    import csv
+
+    cols = ["agency", "year", "doc_id", *s.metrics]
+    with atomic_path(out_dir / "facts_wide.csv") as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            w.writerows(s.wide)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with atomic_path(out_dir / "facts_wide.parquet") as tmp:
+        pq.write_table(pa.table({c: [r.get(c) for r in s.wide] for c in cols}), tmp)
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _trend_plots(s: Summary) -> list[str]:
+    """One plot per metric: its value over the years for each agency with >= 2 reports."""
+    by_agency: dict[str, list[dict]] = defaultdict(list)
+    for r in s.wide:
+        if r["year"] is not None:
+            by_agency[r["agency"]].append(r)
+    many = {a: sorted(rs, key=lambda r: r["year"]) for a, rs in by_agency.items() if len(rs) >= 2}
+    keys = {a: f"A{i + 1}" for i, a in enumerate(many)}  # plot legends without CJK fonts; named below the plots
+    colour = {a: f"C{i % 10}" for i, a in enumerate(many)}  # one colour per agency in every plot
+    out = []
+    for m in s.metrics:
+        series = {a: [(r["year"], r[m]) for r in rs if r[m] is not None] for a, rs in many.items()}
+        series = {a: pts for a, pts in series.items() if len(pts) >= 2}
+        if not series:
+            continue
+        fig, ax = figure((5, 3))
+        for a, pts in series.items():
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=keys[a], color=colour[a])
+        ax.set_title(m)
+        ax.set_xlabel("year")
+        ax.legend(fontsize=7)
+        out.append(_img(png(fig), f"{m} over the years"))
+    if out:
+        out.append("<p>" + "; ".join(f"{k}: {html.escape(a)}" for a, k in keys.items()) + "</p>")
+    return out
+
+
+def _confidence_plot(s: Summary) -> str:
+    fig, ax = figure((5, 3))
+    ax.hist(s.confidences or [0], bins=20, range=(0, 1))
+    ax.set_xlabel("confidence of prose facts")
+    ax.set_ylabel("facts")
+    return _img(png(fig), "confidence distribution")
+
+
+def render_html(s: Summary) -> str:
+    def table(head, rows):
+        th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
+        trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+    low_docs = list(dict.fromkeys(f.path for f in s.lowest if f.path))[:10]
+    hint = "govfacts studio push " + " ".join(low_docs) if low_docs else ""
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>govfacts summary</title><style>",
+             "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}.plots img{margin:4px}"
+             "code{background:#f4f4f4;padding:2px 4px}",
+             "</style></head><body>",
+             f"<h1>govfacts summary</h1><p id='counts'>{sum(s.per_report.values())} facts from {s.documents} reports, "
+             f"{len(s.findings)} findings of <code>govfacts check</code>.</p>",
+             "<h2>Facts per label</h2>", table(["label", "facts"], s.per_label.most_common()),
+             "<h2>Facts per report</h2>", table(["report", "facts"], s.per_report.items()),
+             "<h2>Each metric over the years</h2><div class='plots'>", *_trend_plots(s), "</div>",
+             "<h2>Confidence</h2>", _confidence_plot(s),
+             "<h2 id='lowest'>Lowest-confidence facts: send these to annotators next</h2>",
+             table(["report", "metric", "value", "confidence", "evidence"],
+                   [[f.doc_id, f.metric, f"{f.value:g} {f.unit}" if f.value is not None else "", f"{f.confidence:.2f}",
+                     f.evidence] for f in s.lowest])]
+    if hint:
+        parts.append(f"<p>To review them in Label Studio: <code>{html.escape(hint)}</code></p>")
+    parts += ["<h2 id='findings'>Findings of govfacts check</h2>",
+              table(["report", "check", "message"], [[f.doc_id, f.check, f.message] for f in s.findings])
+              if s.findings else "<p>none</p>",
+              "<h2>Facts by agency and year</h2>",
+              table(["agency", "year", *[m for m in s.metrics if any(r[m] is not None for r in s.wide)]],
+                    [[r["agency"], r["year"], *[("" if r[m] is None else f"{r[m]:g}") for m in s.metrics
+                                                 if any(x[m] is not None for x in s.wide)]] for r in s.wide]),
+              "</body></html>"]
+    return "\n".join(parts)
+
+
+def write_summary(s: Summary, out_dir: Path) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_wide(s, out_dir)
+    return write_text_atomic(out_dir / "summary.html", render_html(s))
