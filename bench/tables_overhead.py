@@ -7,22 +7,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
 import time
 from pathlib import Path
 
-from govfacts.infer.api import extract_documents
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info  # noqa: E402
+
+from govfacts.infer.api import extract_documents  # noqa: E402
 from govfacts.infer.loader import extractor_id, load
 from govfacts.paths import SAMPLES
 from govfacts.reader import read_document
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return platform.processor()
-    return " ".join(sorted(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")))
 
 
 def main() -> None:
@@ -43,7 +38,7 @@ def main() -> None:
             out = extract_documents(ex, docs, tables=tables)
             best[tables] = min(best[tables], time.perf_counter() - t0)
             facts[tables] = sum(map(len, out))
-    res = {"extractor": extractor_id(ex), "documents": len(docs), "chars": chars, "cpu_flags": cpu_flags(),
+    res = {"extractor": extractor_id(ex), "documents": len(docs), "chars": chars, "cpu": cpu_info(),
            "prose_only_s": round(best[False], 3), "with_tables_s": round(best[True], 3),
            "ratio": round(best[True] / best[False], 3), "facts_prose_only": facts[False],
            "facts_with_tables": facts[True]}

@@ -38,6 +38,9 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info  # noqa: E402  (bench/machine.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -259,6 +262,8 @@ def main(argv=None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+        cpu = cpu_info()
+        print(f"CPU {cpu['model']} ({cpu['cpus']} CPUs; {cpu['simd_flags']})")
         print(f"model {model} (trained: {trained}); torch {torch.__version__}, {threads} threads; "
               f"1x = {corpora[min(corpora)][1]:,} chars in {len(list(corpora[min(corpora)][0].glob('*.txt')))} files")
         warm_onnx(model, variants)
@@ -285,10 +290,12 @@ def main(argv=None) -> None:
         if a.f1:
             summary["dev_f1"] = dev_f1(model) if trained else "no trained tagger"
         summary["ru_maxrss_mb"] = _ru_maxrss_mb()
+        summary["cpu"] = cpu
         print(json.dumps(summary, ensure_ascii=False, indent=1))
         if a.json:
             Path(a.json).write_text(json.dumps({"results": results, "summary": summary, "model": str(a.model),
-                                                "trained": trained, "threads": threads}, ensure_ascii=False,
+                                                "trained": trained, "threads": threads, "cpu": cpu},
+                                               ensure_ascii=False,
                                                indent=1) + "\n", encoding="utf-8")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
