@@ -128,6 +128,22 @@ def extract_documents(extractor, docs: Sequence[Document], tables: bool = True) 
     return [facts_from_spans(d, ss, eid, tables) for d, ss in zip(docs, spans)]
 
 
+def extract_parts(extractor, doc: Document, first: int = 0, tables: bool = True):
+    """Facts of one document part by part — (part index, number of parts, facts) per group of its segments,
+    from part `first` on — so a batch can journal a long document as it goes. The parts' facts, in order,
+    are exactly `extract_documents(extractor, [doc])[0]`; the table facts come with the last part."""
+    units = [(0, off, seg) for off, seg in segments(doc.text)]
+    groups = list(_groups(units, GROUP_CHARS))
+    eid = extractor_id(extractor)
+    for k, group in enumerate(groups):
+        if k < first:
+            continue
+        spans: list[Span] = []
+        for (_, off, _), ss in zip(group, spans_of(extractor, [seg for _, _, seg in group])):
+            spans.extend(ss if not off else (_shift(s, off) for s in ss))
+        yield k, len(groups), facts_from_spans(doc, spans, eid, tables=tables and k == len(groups) - 1)
+
+
 def spans_of(extractor, texts: Sequence[str]) -> list[list[Span]]:
     """Spans of several texts: every extractor has `spans_many` (the tagger batches the windows)."""
     return extractor.spans_many(list(texts))

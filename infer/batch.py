@@ -66,18 +66,23 @@ def journal_path(output: Path) -> Path:
     return output.with_name(output.name + ".journal.jsonl")
 
 
-def _load_journal(path: Path) -> dict[str, dict]:
+def _load_journal(path: Path) -> tuple[dict[str, dict], dict[str, dict[int, dict]]]:
+    """(finished documents, journalled parts of unfinished long documents) of a journal."""
     done: dict[str, dict] = {}
+    parts: dict[str, dict[int, dict]] = {}
     if not path.exists():
-        return done
+        return done, parts
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
-                break  # a torn last line from a killed run: that document is redone
-            done[rec["path"]] = rec
-    return done
+                break  # a torn last line from a killed run: that document (or part) is redone
+            if "part" in rec:
+                parts.setdefault(rec["path"], {})[int(rec["part"])] = rec
+            else:
+                done[rec["path"]] = rec
+    return done, {k: v for k, v in parts.items() if k not in done}
 
 
 def read_record(path: str | Path):
@@ -159,40 +164,78 @@ def _chunk_results(chunks: list[list[Path]], workers: int, setup: Optional[Calla
 def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable[[object], list[Fact]],
               errors: Optional[str | Path] = None, resume: bool = False, progress: bool = True,
               extract_many: Optional[Callable[[list], list[list[Fact]]]] = None, batch_docs: int = 8,
-              workers: int = 0, worker_setup: Optional[Callable[[], tuple]] = None) -> BatchResult:
+              workers: int = 0, worker_setup: Optional[Callable[[], tuple]] = None,
+              extract_parts: Optional[Callable[[object, int], Iterable[tuple[int, int, list[Fact]]]]] = None,
+              long_chars: int = 100_000) -> BatchResult:
     """Extract facts from every file under `paths` into `output`; bad files are recorded, never fatal.
 
     `worker_setup`: a picklable callable returning (extract, extract_many) inside a worker process.
+    `extract_parts(doc, first_part)`: facts of a long document part by part (`govfacts.infer.api.extract_parts`);
+    with it, a document longer than `long_chars` is journalled after each part, so an interrupted run resumes
+    inside it instead of starting it over (in this process; worker processes journal whole documents).
     """
     output = Path(output)
     output_format(output)  # fail early on an unknown extension
     files, skipped = discover(paths)
-    done, jpath = open_journal(output, resume)
+    done, parts, jpath = open_journal(output, resume)
     result = BatchResult(output=output, skipped=skipped, resumed=len(done))
     todo = [f for f in files if str(f) not in done]
     bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="doc", desc="extract", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     chunks = [todo[i:i + batch_docs] for i in range(0, len(todo), batch_docs)]
     with open(jpath, "a", encoding="utf-8") as journal:
-        for chunk, recs in _chunk_results(chunks, workers, worker_setup, extract, extract_many):
-            append_records(journal, recs, done)
-            bar.update(len(chunk))
+        if extract_parts is not None and workers <= 0:
+            for chunk in chunks:
+                read = _read_chunk(chunk)
+                long = [r for r in read if not isinstance(r, dict) and len(r.text) > long_chars]
+                short = [(f, r) for f, r in zip(chunk, read) if not any(r is x for x in long)]
+                if short:  # the short documents first, together, as they finish
+                    append_records(journal, chunk_records([f for f, _ in short], [r for _, r in short], extract,
+                                                          extract_many), done)
+                    bar.update(len(short))
+                for doc in long:
+                    append_records(journal, [_by_parts(journal, doc, parts.get(doc.path, {}), extract_parts)], done)
+                    bar.update(1)
+        else:
+            for chunk, recs in _chunk_results(chunks, workers, worker_setup, extract, extract_many):
+                append_records(journal, recs, done)
+                bar.update(len(chunk))
     bar.close()
     return finish_batch(result, files, done, errors, jpath)
 
 
-def open_journal(output: Path, resume: bool) -> tuple[dict[str, dict], Path]:
-    """The records of an interrupted run (resume) or none; the journal is rewritten without a torn tail."""
+def _by_parts(journal, doc, have: dict[int, dict], extract_parts) -> dict:
+    """The record of a long document, its parts journalled (flushed, fsynced) as each finishes; parts an
+    interrupted run journalled already are taken from `have` and not extracted again."""
+    facts: dict[int, list] = {k: rec["facts"] for k, rec in have.items()}
+    first = 0
+    while first in facts:
+        first += 1
+    try:
+        for k, n, fs in extract_parts(doc, first):
+            rec = {"path": doc.path, "part": k, "parts": n, "facts": [x.to_dict() for x in fs]}
+            journal.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            journal.flush()
+            os.fsync(journal.fileno())
+            facts[k] = rec["facts"]
+    except Exception as e:  # noqa: BLE001 - one bad document must not end the run
+        return {"path": doc.path, "error": f"extraction failed: {type(e).__name__}: {e}"}
+    return {"path": doc.path, "facts": [x for k in sorted(facts) for x in facts[k]]}
+
+
+def open_journal(output: Path, resume: bool) -> tuple[dict[str, dict], dict[str, dict[int, dict]], Path]:
+    """The records (and the parts of unfinished long documents) of an interrupted run (resume), or none;
+    the journal is rewritten without a torn tail."""
     jpath = journal_path(output)
     if not resume and jpath.exists():
         jpath.unlink()
-    done = _load_journal(jpath) if resume else {}
+    done, parts = _load_journal(jpath) if resume else ({}, {})
     jpath.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(jpath) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
-            for rec in done.values():
+            for rec in [*done.values(), *(r for recs in parts.values() for r in recs.values())]:
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    return done, jpath
+    return done, parts, jpath
 
 
 def chunk_records(chunk: list, read: list, extract: Callable[[object], list[Fact]],

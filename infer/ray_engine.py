@@ -71,7 +71,7 @@ def run_ray(paths: Iterable[str | Path], output: str | Path, spec: Optional[str]
     name, tagger = extractor_id(probe), has_tagger(probe)
     del probe
     files, skipped = discover(paths)
-    done, jpath = open_journal(output, resume)
+    done, _, jpath = open_journal(output, resume)  # parts of long documents are redone whole here
     result = BatchResult(output=output, skipped=skipped, resumed=len(done))
     todo = [str(f) for f in files if str(f) not in done]
     started = False

@@ -138,3 +138,46 @@ def test_text_command_names_bad_file(tmp_path):
     f.write_bytes(b"")
     res = runner.invoke(app, ["text", str(f)])
     assert res.exit_code == 1 and "empty.txt" in res.output and "empty file" in res.output
+
+
+def test_a_long_document_is_journalled_part_by_part_and_resumed_inside(tmp_path, monkeypatch):
+    """A run interrupted inside a long document keeps the parts it finished; the resumed run extracts only
+    the rest and writes exactly the facts of an uninterrupted run."""
+    from govfacts.infer import api
+    from govfacts.infer.api import extract_documents, extract_parts
+    from govfacts.infer.batch import journal_path, run_batch
+    from govfacts.infer.loader import load
+
+    monkeypatch.setattr(api, "GROUP_CHARS", 60_000)  # parts of ~60k characters
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    text = (Path(__file__).resolve().parents[1] / "data" / "samples" / "gov-pingtan-2021.txt").read_text(encoding="utf-8")
+    (corpus / "big.txt").write_text((text + "\n") * (300_000 // len(text) + 1), encoding="utf-8")
+    (corpus / "small.txt").write_text(text, encoding="utf-8")
+    ex = load("rules")
+    one = lambda d: extract_documents(ex, [d])[0]  # noqa: E731
+    many = lambda ds: extract_documents(ex, ds)  # noqa: E731
+    ref = tmp_path / "ref.jsonl"
+    run_batch([corpus], ref, one, extract_many=many, progress=False)
+
+    calls = []
+
+    def parts(doc, first, stop_after=None):
+        for k, n, fs in extract_parts(ex, doc, first):
+            calls.append(k)
+            yield k, n, fs
+            if stop_after is not None and k == stop_after:
+                raise KeyboardInterrupt  # the process is stopped here, after part 2 was journalled
+
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch([corpus], out, one, extract_many=many, progress=False,
+                  extract_parts=lambda d, f: parts(d, f, stop_after=2))
+    journal = [json.loads(x) for x in journal_path(out).read_text(encoding="utf-8").splitlines()]
+    assert [r.get("part") for r in journal if r["path"].endswith("big.txt")] == [0, 1, 2]
+    assert any(r["path"].endswith("small.txt") and "facts" in r for r in journal)  # short documents first
+    calls.clear()
+    res = run_batch([corpus], out, one, extract_many=many, progress=False, resume=True,
+                    extract_parts=lambda d, f: parts(d, f))
+    assert calls and calls[0] == 3 and res.resumed == 1  # only the rest of the long document
+    assert out.read_bytes() == ref.read_bytes() and not journal_path(out).exists()

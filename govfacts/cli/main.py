@@ -26,7 +26,7 @@ from govfacts.evaluate.robustness import markdown as robustness_markdown
 from govfacts.evaluate.robustness import run as run_robustness
 from govfacts.checks import check_document, check_facts
 from govfacts.factsio import output_format, read_facts
-from govfacts.infer.api import batch_functions, extract_documents
+from govfacts.infer.api import batch_functions, extract_documents, extract_parts
 from govfacts.infer.batch import discover, run_batch
 from govfacts.infer.loader import InferSettings, extractor_id, load
 from govfacts.infer.tagger import available_cpus
@@ -91,7 +91,8 @@ def extract(
                         ) if workers else None
         result = run_batch(paths, output, lambda d: extract_documents(extractor, [d])[0], errors=errors,
                            resume=resume, progress=not quiet, workers=workers or 0, worker_setup=setup,
-                           extract_many=lambda docs: extract_documents(extractor, docs))
+                           extract_many=lambda docs: extract_documents(extractor, docs),
+                           extract_parts=lambda d, first: extract_parts(extractor, d, first))
     if not quiet:
         _summary(result, name)
     if result.failures:
