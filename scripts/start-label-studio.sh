@@ -61,6 +61,21 @@ fi
 install_studio
 
 mkdir -p "$DATA"
+# A data dir keeps the account it was created with: Label Studio ignores a new password or token for it.
+# Its user and a hash of its token are noted at the first start, so a second start with other credentials
+# says so at once instead of starting a server that rejects them.
+CRED=$DATA/govfacts-account
+token_hash=$(printf '%s' "$LABEL_STUDIO_USER_TOKEN" | sha256sum | cut -c1-16)
+if [ -f "$CRED" ]; then
+  read -r old_user old_hash < "$CRED"
+  if [ "$old_user" != "$LABEL_STUDIO_USERNAME" ] || [ "$old_hash" != "$token_hash" ]; then
+    echo "error: the Label Studio data dir $DATA was set up for $old_user with another token; Label Studio" >&2
+    echo "  would reject these credentials. Use that account's LABEL_STUDIO_USERNAME and LABEL_STUDIO_USER_TOKEN" >&2
+    echo "  (the token shown in Label Studio under Account & Settings), or start fresh with a new data dir:" >&2
+    echo "  LABEL_STUDIO_BASE_DATA_DIR=<new folder>, or remove $DATA (all its projects and annotations go)." >&2
+    exit 2
+  fi
+fi
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
   echo "Label Studio already running (pid $(cat "$PIDFILE")) on http://127.0.0.1:$PORT" >&2
   exit 0
@@ -86,6 +101,7 @@ for _ in $(seq 1 "${LABEL_STUDIO_START_TIMEOUT:-120}"); do
     exit 1
   fi
   if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/health', timeout=2)" 2>/dev/null; then
+    [ -f "$CRED" ] || printf '%s %s\n' "$LABEL_STUDIO_USERNAME" "$token_hash" > "$CRED"
     echo "Label Studio is up on http://127.0.0.1:$PORT (pid $(cat "$PIDFILE"), data $DATA, log $LOG)"
     echo "  export LABEL_STUDIO_URL=http://127.0.0.1:$PORT LABEL_STUDIO_API_KEY=\$LABEL_STUDIO_USER_TOKEN"
     exit 0

@@ -134,6 +134,13 @@ def test_missing_unreachable_and_wrong_token_are_clear_errors(studio, work):
               {**studio["env"], "LABEL_STUDIO_API_KEY": "wrong-token-0000000000000000000000000000"}, 2)
     assert f"Label Studio at {studio['url']} rejected the API key (HTTP 401)" in out
     assert _snapshot(work["ann"]) == before  # nothing written by any failure
+    # starting Label Studio again on the same data dir with another token is refused at once, with the way out
+    again = subprocess.run(["bash", str(ROOT / "scripts" / "start-label-studio.sh")], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "PORT": str(_free_port()),
+                                            "LABEL_STUDIO_BASE_DATA_DIR": str(studio["data"]),
+                                            "LABEL_STUDIO_USERNAME": USER, "LABEL_STUDIO_PASSWORD": PASSWORD,
+                                            "LABEL_STUDIO_USER_TOKEN": "another-token-000000000000000000000000"})
+    assert again.returncode == 2 and "set up for" in again.stderr and "LABEL_STUDIO_BASE_DATA_DIR" in again.stderr
 
 
 # -- setup and push -------------------------------------------------------------------------------
