@@ -66,11 +66,11 @@ class Fact:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Fact":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in _FACT_NAMES})
 
 
 FACT_FIELDS = [f.name for f in fields(Fact)]
+_FACT_NAMES = frozenset(FACT_FIELDS)
 
 
 @dataclass

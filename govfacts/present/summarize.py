@@ -30,6 +30,8 @@ TABLE_TOTALS = {"APPLICATIONS_RECEIVED": ["requests.new.total"],
                 "LAWSUITS": ["litigation_direct.total", "litigation_after_review.total"],
                 "FEES": ["proactive.fees.amount"]}
 LOW_CONFIDENCE = 30  # facts listed for review
+HTML_ROWS = 200  # rows of the page's per-report tables (all rows are in facts_wide.csv)
+TREND_AGENCIES = 10  # agencies drawn per metric plot (those with the most reports; all are in facts_wide.csv)
 
 
 @dataclass
@@ -107,7 +109,8 @@ def _trend_plots(s: Summary) -> list[str]:
     for r in s.wide:
         if r["year"] is not None:
             by_agency[r["agency"]].append(r)
-    many = {a: sorted(rs, key=lambda r: r["year"]) for a, rs in by_agency.items() if len(rs) >= 2}
+    ranked = sorted((a for a, rs in by_agency.items() if len(rs) >= 2), key=lambda a: (-len(by_agency[a]), a))
+    many = {a: sorted(by_agency[a], key=lambda r: r["year"]) for a in ranked[:TREND_AGENCIES]}
     keys = {a: f"A{i + 1}" for i, a in enumerate(many)}  # plot legends without CJK fonts; named below the plots
     colour = {a: f"C{i % 10}" for i, a in enumerate(many)}  # one colour per agency in every plot
     out = []
@@ -124,7 +127,9 @@ def _trend_plots(s: Summary) -> list[str]:
         ax.legend(fontsize=7)
         out.append(_img(png(fig), f"{m} over the years"))
     if out:
-        out.append("<p>" + "; ".join(f"{k}: {html.escape(a)}" for a, k in keys.items()) + "</p>")
+        more = f" (the {TREND_AGENCIES} of {len(ranked)} agencies with the most reports; all are in facts_wide.csv)" \
+            if len(ranked) > TREND_AGENCIES else ""
+        out.append("<p>" + "; ".join(f"{k}: {html.escape(a)}" for a, k in keys.items()) + more + "</p>")
     return out
 
 
@@ -136,6 +141,10 @@ def _confidence_plot(s: Summary) -> str:
     return _img(png(fig), "confidence distribution")
 
 
+def _more(n: int) -> str:
+    return f"<p>first {HTML_ROWS} of {n} rows; all are in facts_wide.csv</p>" if n > HTML_ROWS else ""
+
+
 def render_html(s: Summary) -> str:
     def table(head, rows):
         th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
@@ -143,6 +152,7 @@ def render_html(s: Summary) -> str:
         return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
     low_docs = list(dict.fromkeys(f.path for f in s.lowest if f.path))[:10]
+    used = [m for m in s.metrics if any(r[m] is not None for r in s.wide)]
     hint = "govfacts studio push " + " ".join(low_docs) if low_docs else ""
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>govfacts summary</title><style>",
              "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
@@ -152,7 +162,8 @@ def render_html(s: Summary) -> str:
              f"<h1>govfacts summary</h1><p id='counts'>{sum(s.per_report.values())} facts from {s.documents} reports, "
              f"{len(s.findings)} findings of <code>govfacts check</code>.</p>",
              "<h2>Facts per label</h2>", table(["label", "facts"], s.per_label.most_common()),
-             "<h2>Facts per report</h2>", table(["report", "facts"], s.per_report.items()),
+             "<h2>Facts per report</h2>", table(["report", "facts"], list(s.per_report.items())[:HTML_ROWS]),
+             _more(len(s.per_report)),
              "<h2>Each metric over the years</h2><div class='plots'>", *_trend_plots(s), "</div>",
              "<h2>Confidence</h2>", _confidence_plot(s),
              "<h2 id='lowest'>Lowest-confidence facts: send these to annotators next</h2>",
@@ -165,9 +176,9 @@ def render_html(s: Summary) -> str:
               table(["report", "check", "message"], [[f.doc_id, f.check, f.message] for f in s.findings])
               if s.findings else "<p>none</p>",
               "<h2>Facts by agency and year</h2>",
-              table(["agency", "year", *[m for m in s.metrics if any(r[m] is not None for r in s.wide)]],
-                    [[r["agency"], r["year"], *[("" if r[m] is None else f"{r[m]:g}") for m in s.metrics
-                                                 if any(x[m] is not None for x in s.wide)]] for r in s.wide]),
+              table(["agency", "year", *used], [[r["agency"], r["year"], *[("" if r[m] is None else f"{r[m]:g}")
+                                                                          for m in used]] for r in s.wide[:HTML_ROWS]]),
+              _more(len(s.wide)),
               "</body></html>"]
     return "\n".join(parts)
 
