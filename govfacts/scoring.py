@@ -186,7 +186,7 @@ def _doc_counts(matches: list[FactMatch], doc_ids: list[str]):
     return c
 
 
-def _f1(c) -> "np.ndarray":
+def _f1(c):
     import numpy as np
 
     tp, npred, ngold = c[..., 0], c[..., 1], c[..., 2]

@@ -16,7 +16,6 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Optional
 
 from govfacts.paths import CONFIGS

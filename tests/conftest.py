@@ -90,3 +90,36 @@ def pytest_collection_modifyitems(session, config, items):
         return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
 
     items.sort(key=rank)  # stable: the order inside each file is kept
+
+
+# -- tokenizers of three kinds (character, WordPiece, byte-level BPE) for window and alignment tests --------
+@pytest.fixture(scope="session")
+def char_tok(tmp_path_factory):
+    from govfacts.train.vocab import build_tokenizer
+
+    return build_tokenizer([d.text for d in list(corpus_docs().values())[:3]], tmp_path_factory.mktemp("chartok"))
+
+
+@pytest.fixture(scope="session")
+def wordpiece_tok():
+    """A plain BERT WordPiece tokenizer: merges digits, drops whitespace, lowercases, has [UNK]s."""
+    from transformers import BertTokenizerFast
+
+    toks = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "共", "受", "理", "申", "请", "宗", "，", "。", "其", "中",
+            "网", "上", "年", "14", "10", "##0", "##5", "2015", "%"]
+    return BertTokenizerFast(vocab={t: i for i, t in enumerate(toks)})
+
+
+@pytest.fixture(scope="session")
+def byte_tok():
+    """A byte-level BPE without merges: three tokens per Chinese char, all with the same offsets."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(["共受理申请14宗"], trainers.BpeTrainer(
+        vocab_size=259, special_tokens=["<pad>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 1), ("</s>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")

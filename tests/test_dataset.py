@@ -2,17 +2,14 @@
 from pathlib import Path
 
 import pytest
-import yaml
 
 from govfacts.labels import default_labels
 from govfacts.records import Span
 from govfacts.annotations import AnnotatedDoc
 from govfacts.textview import build_view
 from govfacts.annotations import load_split
-from govfacts.claims import WINDOW_ENDS as SENT_ENDS
-from govfacts.infer.windows import _fit, _n_special, encode_window, make_windows
-from govfacts.splits import split_members as resolve_splits
-from govfacts.tags import spans_to_view_tags, tags_to_spans, view_spans
+from govfacts.infer.windows import encode_window
+from govfacts.tags import view_spans
 from govfacts.train.dataset import IGNORE_INDEX, align_labels, build_dataset, chars_and_tags, doc_examples, doc_view_tags
 from tests.conftest import corpus_docs
 
@@ -22,97 +19,12 @@ SPLITS = ANN / "splits.yaml"
 LABELS = default_labels()
 
 
-def fit_windows(text: str, tokenizer, max_len: int, stride: int) -> list[tuple[int, int]]:
-    """Reference windowing for the one-pass reader: `make_windows` with max_len-2 chars ([CLS]/[SEP]: max_len minus the tokenizer's special
-    tokens), re-split where a tokenizer needs > max_len tokens.
-
-    Re-splitting is needed only for tokenizers that emit several tokens per char (byte-level BPE);
-    char-level and WordPiece tokenizers give tokens <= chars and the first pass already fits.
-    """
-    out = []
-    for s, e in make_windows(text, max(1, max_len - _n_special(tokenizer)), stride):
-        out.extend(_fit(text, s, e, tokenizer, max_len, stride))
-    return out
-
-
 @pytest.fixture(scope="module")
 def docs():
     return corpus_docs()
 
 
-@pytest.fixture(scope="module")
-def char_tok(tmp_path_factory, docs):
-    from govfacts.train.vocab import build_tokenizer
-
-    return build_tokenizer([d.text for d in list(docs.values())[:3]], tmp_path_factory.mktemp("chartok"))
-
-
-@pytest.fixture(scope="module")
-def wordpiece_tok():
-    """A plain BERT WordPiece tokenizer: merges digits, drops whitespace, lowercases, has [UNK]s."""
-    from transformers import BertTokenizerFast
-
-    toks = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "共", "受", "理", "申", "请", "宗", "，", "。", "其", "中",
-            "网", "上", "年", "14", "10", "##0", "##5", "2015", "%"]
-    return BertTokenizerFast(vocab={t: i for i, t in enumerate(toks)})
-
-
-@pytest.fixture(scope="module")
-def byte_tok():
-    """A byte-level BPE without merges: three tokens per Chinese char, all with the same offsets."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(["共受理申请14宗"], trainers.BpeTrainer(
-        vocab_size=259, special_tokens=["<pad>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 1), ("</s>", 2)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
-
-
 # -- documents and splits -------------------------------------------------------------------------
-def test_load_split_follows_splits_yaml(docs):
-    splits = yaml.safe_load(SPLITS.read_text(encoding="utf-8"))
-    seen = {}
-    for name in ("train", "dev", "test"):
-        got = [d.doc_id for d in load_split(name, ANN, SPLITS)]
-        literal = [x for x in splits[name] if "*" not in x]
-        assert got[:len(literal)] == literal  # listed order, patterns expanded after
-        for d in got:
-            assert seen.setdefault(d, name) == name  # no document in two splits
-    assert set(seen) <= set(docs)
-    with pytest.raises(KeyError):
-        load_split("nope", ANN, SPLITS)
-
-
-def test_split_patterns(tmp_path, docs):
-    ids = sorted(docs)
-    f = tmp_path / "s.yaml"
-    f.write_text(yaml.safe_dump({"train": ["gov-pingtan-201?", "nothing-*"], "dev": [ids[0]]}))
-    got = resolve_splits(f, ids)
-    assert got["train"] == sorted(d for d in ids if len(d) == len("gov-pingtan-2011") and d.startswith("gov-pingtan-201"))
-    assert got["dev"] == [ids[0]]
-    f.write_text(yaml.safe_dump({"train": ["gov-*"], "test": ["gov-pingtan-2022"]}))
-    with pytest.raises(ValueError):
-        resolve_splits(f, ids)
-    f.write_text(yaml.safe_dump({"train": ["no-such-doc"]}))
-    with pytest.raises(KeyError):
-        resolve_splits(f, ids)
-
-
-def test_round_trip_every_real_doc(docs):
-    """doc → view tags → spans gives back the gold spans (none lies in an ignore region)."""
-    n = 0
-    for doc in docs.values():
-        view, tags = doc_view_tags(doc)
-        got = [(s.start, s.end, s.label, s.text) for s in tags_to_spans(tags, view)]
-        want = [(s.start, s.end, s.label, s.text) for s in doc.spans
-                if not any(a < s.end and s.start < b for a, b in doc.ignore)]
-        assert got == want, doc.doc_id
-        n += len(want)
-    assert n > 300
 
 
 def test_chars_and_tags_is_iob2_with_ignored_regions(docs):
@@ -133,39 +45,7 @@ def test_chars_and_tags_is_iob2_with_ignored_regions(docs):
         assert all(any(a <= r < b for a, b in doc.ignore) for r in outside)
 
 
-def test_view_drops_and_adjacent_spans():
-    raw = "收到申请 1 136 件（其中网上\n申请10件）。"  # view drops CJK-adjacent spaces and the soft line break
-    spans = [Span(5, 12, "APPLICATIONS_RECEIVED", "1 136 件"), Span(12, 13, "NONE_X", "（")]
-    view = build_view(raw)
-    tags = spans_to_view_tags(view, spans)
-    back = tags_to_spans(tags, view)
-    assert [(s.start, s.end, s.label, s.text) for s in back] == [(s.start, s.end, s.label, s.text) for s in spans]
-    assert view_spans(["B-A", "I-A", "B-A", "I-B", None, "O"]) == [(0, 2, "A"), (2, 3, "A"), (3, 4, "B")]
-
-
 # -- windows --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("max_chars,stride", [(254, 64), (126, 32), (60, 0)])
-def test_windows_cover_overlap_and_prefer_sentence_ends(docs, max_chars, stride):
-    for doc in docs.values():
-        text = build_view(doc.text).text
-        wins = make_windows(text, max_chars, stride)
-        assert wins[0][0] == 0 and wins[-1][1] == len(text)
-        assert all(0 < e - s <= max_chars for s, e in wins)
-        for (s1, e1), (s2, e2) in zip(wins, wins[1:]):
-            assert s1 < s2 <= e1 and e1 - s2 <= stride  # contiguous coverage, at most `stride` overlap
-            if any(c in SENT_ENDS for c in text[s1 + max_chars // 2:e1]):
-                assert text[e1 - 1] in SENT_ENDS  # cut after a sentence end when the window has one
-    assert make_windows("短文本。", 10, 4) == [(0, 4)]
-    assert make_windows("", 10, 4) == [(0, 0)]
-
-
-def test_fit_windows_respects_token_budget(docs, byte_tok):
-    text = build_view(docs["gov-pingtan-2024"].text).text[:900]
-    wins = fit_windows(text, byte_tok, 64, 16)
-    assert wins[0][0] == 0 and wins[-1][1] == len(text)
-    for (s, e), (s2, _) in zip(wins, wins[1:] + [(len(text), None)]):
-        assert len(byte_tok(text[s:e])["input_ids"]) <= 64
-        assert s2 <= e
 
 
 # -- token alignment ------------------------------------------------------------------------------
@@ -285,24 +165,6 @@ def test_oversample_rare_labels():
     extra = oversample_rare(rows, LABELS, 5)
     assert extra == [rare] * 4  # 1 span → 4 more copies reach 5 per epoch
     assert oversample_rare(rows, LABELS, 0) == []
-
-
-@pytest.mark.parametrize("skip_plain", [False, True])
-def test_encoded_windows_equal_windows_then_encoding(docs, byte_tok, char_tok, wordpiece_tok, skip_plain):
-    """The one-pass window reader gives fit_windows' windows (over claim segments with skip_plain) with
-    encode_window's encodings."""
-    from govfacts.claims import claim_segments
-    from govfacts.infer.windows import read_encoded_windows
-
-    text = build_view(docs["gov-pingtan-2021"].text).text[:6000]
-    segments = claim_segments(text) if skip_plain else [(0, len(text))]
-    for tok, max_len, stride in ((char_tok, 128, 32), (byte_tok, 64, 16), (char_tok, 16, 4), (wordpiece_tok, 48, 8)):
-        windows = [(s + a, e + a) for a, b in segments for s, e in fit_windows(text[a:b], tok, max_len, stride)]
-        want = [(s, e, encode_window(tok, text[s:e], max_len)) for s, e in windows]
-        got = list(read_encoded_windows(text, tok, max_len, stride, skip_plain))
-        assert [(s, e) for s, e, _ in got] == [(s, e) for s, e, _ in want]
-        assert [enc for *_, enc in got] == [enc for *_, enc in want]
-        assert all(len(enc["input_ids"]) <= max_len for *_, enc in got)
 
 
 def test_rewrite_window_keeps_every_claim_value_and_label():

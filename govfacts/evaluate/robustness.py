@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 from govfacts.annotations import AnnotatedDoc, read_tasks, task_to_doc
 from govfacts.claims import SENT_ENDS

@@ -1,0 +1,73 @@
+"""Windows cut on sentence ends and encoded once, as training and inference read them (infer/windows.py)."""
+from pathlib import Path
+
+import pytest
+
+from govfacts.claims import WINDOW_ENDS as SENT_ENDS
+from govfacts.infer.windows import _fit, _n_special, encode_window, make_windows
+from govfacts.textview import build_view
+from tests.conftest import corpus_docs
+
+ROOT = Path(__file__).resolve().parents[1]
+ANN = ROOT / "annotations"
+SPLITS = ANN / "splits.yaml"
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return corpus_docs()
+
+
+def fit_windows(text: str, tokenizer, max_len: int, stride: int) -> list[tuple[int, int]]:
+    """Reference windowing for the one-pass reader: `make_windows` with max_len-2 chars ([CLS]/[SEP]: max_len minus the tokenizer's special
+    tokens), re-split where a tokenizer needs > max_len tokens.
+
+    Re-splitting is needed only for tokenizers that emit several tokens per char (byte-level BPE);
+    char-level and WordPiece tokenizers give tokens <= chars and the first pass already fits.
+    """
+    out = []
+    for s, e in make_windows(text, max(1, max_len - _n_special(tokenizer)), stride):
+        out.extend(_fit(text, s, e, tokenizer, max_len, stride))
+    return out
+
+
+@pytest.mark.parametrize("max_chars,stride", [(254, 64), (126, 32), (60, 0)])
+def test_windows_cover_overlap_and_prefer_sentence_ends(docs, max_chars, stride):
+    for doc in docs.values():
+        text = build_view(doc.text).text
+        wins = make_windows(text, max_chars, stride)
+        assert wins[0][0] == 0 and wins[-1][1] == len(text)
+        assert all(0 < e - s <= max_chars for s, e in wins)
+        for (s1, e1), (s2, e2) in zip(wins, wins[1:]):
+            assert s1 < s2 <= e1 and e1 - s2 <= stride  # contiguous coverage, at most `stride` overlap
+            if any(c in SENT_ENDS for c in text[s1 + max_chars // 2:e1]):
+                assert text[e1 - 1] in SENT_ENDS  # cut after a sentence end when the window has one
+    assert make_windows("短文本。", 10, 4) == [(0, 4)]
+    assert make_windows("", 10, 4) == [(0, 0)]
+
+
+def test_fit_windows_respects_token_budget(docs, byte_tok):
+    text = build_view(docs["gov-pingtan-2024"].text).text[:900]
+    wins = fit_windows(text, byte_tok, 64, 16)
+    assert wins[0][0] == 0 and wins[-1][1] == len(text)
+    for (s, e), (s2, _) in zip(wins, wins[1:] + [(len(text), None)]):
+        assert len(byte_tok(text[s:e])["input_ids"]) <= 64
+        assert s2 <= e
+
+
+@pytest.mark.parametrize("skip_plain", [False, True])
+def test_encoded_windows_equal_windows_then_encoding(docs, byte_tok, char_tok, wordpiece_tok, skip_plain):
+    """The one-pass window reader gives fit_windows' windows (over claim segments with skip_plain) with
+    encode_window's encodings."""
+    from govfacts.claims import claim_segments
+    from govfacts.infer.windows import read_encoded_windows
+
+    text = build_view(docs["gov-pingtan-2021"].text).text[:6000]
+    segments = claim_segments(text) if skip_plain else [(0, len(text))]
+    for tok, max_len, stride in ((char_tok, 128, 32), (byte_tok, 64, 16), (char_tok, 16, 4), (wordpiece_tok, 48, 8)):
+        windows = [(s + a, e + a) for a, b in segments for s, e in fit_windows(text[a:b], tok, max_len, stride)]
+        want = [(s, e, encode_window(tok, text[s:e], max_len)) for s, e in windows]
+        got = list(read_encoded_windows(text, tok, max_len, stride, skip_plain))
+        assert [(s, e) for s, e, _ in got] == [(s, e) for s, e, _ in want]
+        assert [enc for *_, enc in got] == [enc for *_, enc in want]
+        assert all(len(enc["input_ids"]) <= max_len for *_, enc in got)
