@@ -282,7 +282,7 @@ def summarize(
     except (OSError, ValueError) as e:
         err.print(f"[red]error:[/red] {facts}: {e}")
         raise typer.Exit(2)
-    s = summarize_facts(all_facts, check_facts(all_facts))
+    s = summarize_facts(all_facts, check_facts(all_facts), progress=True)
     page = write_summary(s, out_dir)
     err.print(f"{len(s.wide)} reports, {len(all_facts)} facts → {out_dir}/facts_wide.csv (+ .parquet), {page}")
 

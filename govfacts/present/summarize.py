@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import base64
 import html
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
+
+from tqdm import tqdm
 
 from govfacts.atomic import atomic_path, write_text_atomic
 from govfacts.checks import Finding
@@ -60,7 +63,7 @@ def report_number(facts: list[Fact], metric: str, aggregate: str) -> Optional[fl
     return float(max(prose, key=lambda f: (f.confidence, f.value)).value)
 
 
-def summarize(facts: Iterable[Fact], findings: Iterable[Finding] = ()) -> Summary:
+def summarize(facts: Iterable[Fact], findings: Iterable[Finding] = (), progress: bool = False) -> Summary:
     facts = list(facts)
     labels = default_labels()
     s = Summary(findings=list(findings))
@@ -69,7 +72,8 @@ def summarize(facts: Iterable[Fact], findings: Iterable[Finding] = ()) -> Summar
         by_doc[f.doc_id].append(f)
     s.documents = len(by_doc)
     s.metrics = labels.names
-    for doc_id, fs in sorted(by_doc.items()):
+    for doc_id, fs in tqdm(sorted(by_doc.items()), desc="summarize", unit="report", file=sys.stderr,
+                           disable=not progress, dynamic_ncols=True):
         agency = next((f.agency for f in fs if f.agency), None) or f"({doc_id})"
         year = next((f.year for f in fs if f.year), None)
         row = {"agency": agency, "year": year, "doc_id": doc_id}
