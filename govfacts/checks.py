@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from govfacts.records import Fact
-from govfacts.tables import load_spec
+from govfacts.tables import TOTAL_CELLS, load_spec
 
 CHECKS = ("row_total", "balance", "outcomes_total", "appeal_total", "prose_vs_table")
 _EDGE = ("new", "carried_in", "total_handled", "carried_out")
@@ -23,10 +23,8 @@ _OUTCOMES_2021 = 21
 # A prose claim about the whole year's total (not a part of it): a cue before it in its clause.
 _WHOLE = re.compile(r"(共|全年|总计|合计|累计|总数)[^，,；;。：:]{0,25}$")
 _PART = re.compile(r"其中|分别|网上|信函|当面|传真|电子邮件|现场")
-PROSE_TO_CELLS = {"APPLICATIONS_RECEIVED": ["requests.new.total"],
-                  "APPLICATIONS_ANSWERED": ["requests.total_handled.total"],
-                  "RECONSIDERATIONS": ["review.total"],
-                  "LAWSUITS": ["litigation_direct.total", "litigation_after_review.total"]}
+# Fees are left out: prose states them in 元, the table in 万元.
+PROSE_TO_CELLS = {k: v for k, v in TOTAL_CELLS.items() if k != "FEES"}
 
 
 @dataclass

@@ -19,6 +19,18 @@ _DIGIT = re.compile(r"[0-9０-９]")
 _SPLIT = re.compile(r"(?<=[" + re.escape(SENT_ENDS) + r"])")
 
 
+def sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """[a, b) of the sentence(s) holding text[start:end]: back to the last sentence end before `start`,
+    forward to the first sentence end at or after `end` (inclusive)."""
+    a = start
+    while a > 0 and text[a - 1] not in SENT_ENDS:
+        a -= 1
+    b = end
+    while b < len(text) and text[b - 1] not in SENT_ENDS:
+        b += 1
+    return a, b
+
+
 def may_hold_claim(sentence: str) -> bool:
     return bool(_DIGIT.search(sentence) or NEGATION.search(sentence) or QUANTITY_RX.search(sentence))
 

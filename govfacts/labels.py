@@ -55,11 +55,16 @@ class LabelSet:
                 return lab
         raise KeyError(name)
 
+    def colours(self) -> dict[str, str]:
+        """A fixed colour per label (Label Studio, report pages); the palette cycles if labels are added."""
+        return {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(self.names)}
+
     def studio_config(self) -> str:
         """The Label Studio labeling config (XML) for span labelling of `data.text`."""
         lines = ['<View>', '  <Labels name="label" toName="text">']
-        for i, lab in enumerate(self.labels):
-            lines.append(f'    <Label value={quoteattr(lab.name)} background="{_COLOURS[i % len(_COLOURS)]}" '
+        colours = self.colours()
+        for lab in self.labels:
+            lines.append(f'    <Label value={quoteattr(lab.name)} background="{colours[lab.name]}" '
                          f'hint={quoteattr(lab.meaning)}/>')
         lines += ['  </Labels>', '  <Text name="text" value="$text" granularity="symbol"/>', '</View>']
         return "\n".join(lines)

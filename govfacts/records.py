@@ -64,6 +64,10 @@ class Fact:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_span(self) -> Span:
+        """The fact as a scored span of its document (what scoring and Label Studio regions take)."""
+        return Span(self.start, self.end, self.metric, self.text, self.confidence)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Fact":
         return cls(**{k: v for k, v in d.items() if k in _FACT_NAMES})

@@ -59,6 +59,14 @@ def load_spec(path: Optional[str] = None) -> dict:
     return read_yaml(path or CONFIGS / "tables.yaml")
 
 
+# The cell(s) holding a label's yearly total in the template tables (the summary's number per report, and
+# what a prose claim of the year's total is checked against).
+TOTAL_CELLS = {"APPLICATIONS_RECEIVED": ["requests.new.total"],
+               "APPLICATIONS_ANSWERED": ["requests.total_handled.total"],
+               "RECONSIDERATIONS": ["review.total"],
+               "LAWSUITS": ["litigation_direct.total", "litigation_after_review.total"],
+               "FEES": ["proactive.fees.amount"]}
+
 # how sure a cell is, by how it was read
 CONFIDENCE = {"separated": 0.99, "split": 0.95, "settled": 0.9, "layout": 0.9}
 TABLES_ID = "tables@1"  # the `extractor` of table facts: the reader and configs/tables.yaml version

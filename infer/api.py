@@ -121,9 +121,7 @@ def extract_documents(extractor, docs: Sequence[Document], tables: bool = True) 
     units = [(di, off, seg) for di, d in enumerate(docs) for off, seg in segments(d.text)]
     spans: list[list[Span]] = [[] for _ in docs]
     for group in _groups(units, GROUP_CHARS):
-        found = spans_of(extractor, [seg for _, _, seg in group])
-        for (di, off, _), ss in zip(group, found):
-            spans[di].extend(ss if not off else (_shift(s, off) for s in ss))
+        _group_spans(extractor, group, spans)
     eid = extractor_id(extractor)
     return [facts_from_spans(d, ss, eid, tables) for d, ss in zip(docs, spans)]
 
@@ -138,10 +136,16 @@ def extract_parts(extractor, doc: Document, first: int = 0, tables: bool = True)
     for k, group in enumerate(groups):
         if k < first:
             continue
-        spans: list[Span] = []
-        for (_, off, _), ss in zip(group, spans_of(extractor, [seg for _, _, seg in group])):
-            spans.extend(ss if not off else (_shift(s, off) for s in ss))
-        yield k, len(groups), facts_from_spans(doc, spans, eid, tables=tables and k == len(groups) - 1)
+        spans: list[list[Span]] = [[]]
+        _group_spans(extractor, group, spans)
+        yield k, len(groups), facts_from_spans(doc, spans[0], eid, tables=tables and k == len(groups) - 1)
+
+
+def _group_spans(extractor, group: list, spans: list[list[Span]]) -> None:
+    """Run the extractor over one group of (document index, offset, segment) units and add each
+    segment's spans, shifted to document offsets, to `spans[document index]`."""
+    for (di, off, _), ss in zip(group, spans_of(extractor, [seg for _, _, seg in group])):
+        spans[di].extend(ss if not off else (_shift(s, off) for s in ss))
 
 
 def spans_of(extractor, texts: Sequence[str]) -> list[list[Span]]:

@@ -214,9 +214,7 @@ def _by_parts(journal, doc, have: dict[int, dict], extract_parts) -> dict:
     try:
         for k, n, fs in extract_parts(doc, first):
             rec = {"path": doc.path, "part": k, "parts": n, "facts": [x.to_dict() for x in fs]}
-            journal.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            journal.flush()
-            os.fsync(journal.fileno())
+            _journal(journal, [rec])
             facts[k] = rec["facts"]
     except Exception as e:  # noqa: BLE001 - one bad document must not end the run
         return {"path": doc.path, "error": f"extraction failed: {type(e).__name__}: {e}"}
@@ -270,11 +268,16 @@ def chunk_records(chunk: list, read: list, extract: Callable[[object], list[Fact
 
 def append_records(journal, recs: list[dict], done: dict[str, dict]) -> None:
     """Journal finished documents (flushed and fsynced before anything else happens)."""
+    _journal(journal, recs)
     for rec in recs:
-        journal.write(json.dumps(rec, ensure_ascii=False) + "\n")
         done[rec["path"]] = rec
         if "error" in rec:
             tqdm.write(f"error: {rec['path']}: {rec['error']}", file=sys.stderr)
+
+
+def _journal(journal, recs: list[dict]) -> None:
+    for rec in recs:
+        journal.write(json.dumps(rec, ensure_ascii=False) + "\n")
     journal.flush()
     os.fsync(journal.fileno())
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from govfacts.claims import SENT_ENDS
+from govfacts.claims import sentence_bounds
 from govfacts.context import detect_context
 from govfacts.quantity import parse_quantity
 from govfacts.records import Document, Fact, Span
@@ -16,12 +16,7 @@ def evidence_span(view: TextView, start: int, end: int) -> tuple[int, int]:
     so a PDF line break inside a sentence does not cut it; leading and trailing whitespace left out."""
     vs, ve = view.from_raw(start, end)
     t = view.text
-    a = vs
-    while a > 0 and t[a - 1] not in SENT_ENDS:
-        a -= 1
-    b = max(ve, vs + 1)
-    while b < len(t) and t[b - 1] not in SENT_ENDS:
-        b += 1
+    a, b = sentence_bounds(t, vs, max(ve, vs + 1))
     while a < vs and t[a].isspace():
         a += 1
     while b > ve and t[b - 1].isspace():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-from govfacts.claims import SENT_ENDS
+from govfacts.claims import sentence_bounds
 
 
 @lru_cache(maxsize=1)
@@ -27,12 +27,7 @@ def word_bounds(sentence: str) -> list[tuple[int, int]]:
 
 def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
     """[start, end) widened to whole jieba words of its sentence (never across a sentence end)."""
-    a = start
-    while a > 0 and text[a - 1] not in SENT_ENDS:
-        a -= 1
-    b = end
-    while b < len(text) and text[b - 1] not in SENT_ENDS:
-        b += 1
+    a, b = sentence_bounds(text, start, end)
     s, e = start, end
     for ws, we in word_bounds(text[a:b]):
         ws, we = ws + a, we + a

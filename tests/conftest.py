@@ -33,6 +33,12 @@ def onnx_cache(tmp_path_factory):
         os.environ["GOVFACTS_CACHE"] = old
 
 
+@pytest.fixture(scope="session")
+def docs() -> dict:
+    """The labelled corpus by doc_id (`corpus_docs`), for tests that read it."""
+    return corpus_docs()
+
+
 @functools.lru_cache(maxsize=1)
 def corpus_docs() -> dict:
     """The labelled corpus by doc_id, read once per test session (tests only read it)."""

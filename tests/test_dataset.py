@@ -1,7 +1,5 @@
-"""Gold spans ↔ view BIO tags, windows and token alignment on the real annotated corpus."""
+"""Training examples from the real annotated corpus: gold tags, token alignment, augmentation (train/dataset.py)."""
 from pathlib import Path
-
-import pytest
 
 from govfacts.labels import default_labels
 from govfacts.records import Span
@@ -17,11 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ANN = ROOT / "annotations"
 SPLITS = ANN / "splits.yaml"
 LABELS = default_labels()
-
-
-@pytest.fixture(scope="module")
-def docs():
-    return corpus_docs()
 
 
 # -- documents and splits -------------------------------------------------------------------------

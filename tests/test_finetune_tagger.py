@@ -13,17 +13,11 @@ from govfacts.labels import default_labels
 from govfacts.records import Document, Span
 from govfacts.annotations import AnnotatedDoc, doc_to_task
 from govfacts.textview import build_view
-from tests.conftest import corpus_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = default_labels()
 TRAIN_IDS = ["hrss-jilin-province-2014", "gov-pingtan-2024"]
 DEV_IDS = ["gov-pingtan-2013a"]
-
-
-@pytest.fixture(scope="module")
-def docs():
-    return corpus_docs()
 
 
 def _tiny_bert(tokenizer, out_dir: Path, hidden: int = 32, max_pos: int = 256, seed: int = 0) -> Path:

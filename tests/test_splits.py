@@ -7,16 +7,10 @@ import yaml
 
 from govfacts.annotations import load_split
 from govfacts.splits import split_members as resolve_splits
-from tests.conftest import corpus_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 ANN = ROOT / "annotations"
 SPLITS = ANN / "splits.yaml"
-
-
-@pytest.fixture(scope="module")
-def docs():
-    return corpus_docs()
 
 
 def test_load_split_follows_splits_yaml(docs):

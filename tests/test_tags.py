@@ -1,22 +1,8 @@
 """Gold spans ⇄ IOB2 tags on the normalised view (govfacts/tags.py), on every real annotated document."""
-from pathlib import Path
-
-import pytest
-
 from govfacts.records import Span
 from govfacts.tags import spans_to_view_tags, tags_to_spans, view_spans
 from govfacts.textview import build_view
 from govfacts.train.dataset import doc_view_tags
-from tests.conftest import corpus_docs
-
-ROOT = Path(__file__).resolve().parents[1]
-ANN = ROOT / "annotations"
-SPLITS = ANN / "splits.yaml"
-
-
-@pytest.fixture(scope="module")
-def docs():
-    return corpus_docs()
 
 
 def test_round_trip_every_real_doc(docs):

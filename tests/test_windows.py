@@ -1,21 +1,9 @@
 """Windows cut on sentence ends and encoded once, as training and inference read them (infer/windows.py)."""
-from pathlib import Path
-
 import pytest
 
 from govfacts.claims import WINDOW_ENDS as SENT_ENDS
 from govfacts.infer.windows import _fit, _n_special, encode_window, make_windows
 from govfacts.textview import build_view
-from tests.conftest import corpus_docs
-
-ROOT = Path(__file__).resolve().parents[1]
-ANN = ROOT / "annotations"
-SPLITS = ANN / "splits.yaml"
-
-
-@pytest.fixture(scope="module")
-def docs():
-    return corpus_docs()
 
 
 def fit_windows(text: str, tokenizer, max_len: int, stride: int) -> list[tuple[int, int]]:

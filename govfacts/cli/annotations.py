@@ -15,7 +15,6 @@ from govfacts.factsio import read_facts
 from govfacts.labels import default_labels
 from govfacts.paths import ANNOTATIONS
 from govfacts.reader import ReadError, read_document
-from govfacts.records import Span
 from govfacts.splits import load_splits, split_of
 from govfacts.train.dataset import chars_and_tags
 
@@ -113,7 +112,7 @@ def from_facts(facts: Path = typer.Argument(..., help="Facts file written by gov
         except ReadError as e:
             typer.echo(f"skipped: {e}", err=True)
             continue
-        spans = [Span(f.start, f.end, f.metric, f.text, f.confidence) for f in sorted(fs, key=lambda f: f.start)]
+        spans = [f.to_span() for f in sorted(fs, key=lambda f: f.start)]
         tasks.append(doc_to_task(AnnotatedDoc(doc.doc_id, doc.text, spans), as_prediction=True,
                                  model_version=fs[0].extractor))
     write_tasks(output, tasks)

@@ -123,32 +123,35 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _img(png: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+def img_tag(data: bytes, alt: str) -> str:
+    """A PNG inlined as a data URI: the page needs no other file."""
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def html_table(head, rows, cls: str = "") -> str:
+    """An HTML table of escaped cells (the evaluation report, the corpus summary)."""
+    th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>'
 
 
 def render_html(report: dict, images: dict[str, bytes]) -> str:
-    def table(head, rows, cls=""):
-        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-        trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-        return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>'
-
     parts = [f"<h1>govfacts evaluation — {html.escape(report['gold']['name'])}</h1>",
              f"<p>{report['gold']['documents']} documents, {report['gold']['spans']} gold spans, data hash "
              f"<code>{report['gold']['hash'][:16]}</code>, {html.escape(report['date'])}.</p>",
-             '<h2 id="headline">Headline</h2>', table(HEAD, headline_rows(report), "headline"),
+             '<h2 id="headline">Headline</h2>', html_table(HEAD, headline_rows(report), "headline"),
              "".join(f"<p>{html.escape(x)}</p>" for x in comparison_lines(report)),
-             '<h2>Per label</h2>', table(*per_label_rows(report)),
-             '<div class="plots">', _img(images["reliability.png"], "reliability diagram"),
-             _img(images["f1.png"], "per-label F1"), "</div>"]
+             '<h2>Per label</h2>', html_table(*per_label_rows(report)),
+             '<div class="plots">', img_tag(images["reliability.png"], "reliability diagram"),
+             img_tag(images["f1.png"], "per-label F1"), "</div>"]
     if report.get("tables"):
-        parts += ["<h2>Template tables: cells read back against the table gold</h2>", table(
+        parts += ["<h2>Template tables: cells read back against the table gold</h2>", html_table(
             ["report", "form", "cells", "read exactly", "not read (ambiguous)", "wrong"],
             [[r["doc_id"], r["form"], r.get("cells", "–"), r.get("exact", "–"), r.get("not_read", "–"),
               r.get("wrong", r.get("error", ""))] for r in report["tables"]])]
     for name, r in report["models"].items():
-        parts += [f"<h2>{html.escape(name)}</h2>", _img(images[f"confusion-{_slug(name)}.png"], f"confusion {name}"),
-                  "<h3>Documents</h3>", table(["document", "fact P", "fact R", "fact F1", "gold"], [
+        parts += [f"<h2>{html.escape(name)}</h2>", img_tag(images[f"confusion-{_slug(name)}.png"], f"confusion {name}"),
+                  "<h3>Documents</h3>", html_table(["document", "fact P", "fact R", "fact F1", "gold"], [
                       [d["doc_id"], f"{d['precision']:.3f}", f"{d['recall']:.3f}", f"{d['f1']:.3f}", d["support"]]
                       for d in r["documents"]]), f"<h3>Errors ({len(r['errors'])}), most confident first</h3><ul class='errors'>"]
         for e in r["errors"]:

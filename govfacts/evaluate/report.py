@@ -100,7 +100,7 @@ def predict(extractor, docs: list[AnnotatedDoc]) -> dict[str, list[Span]]:
     """The prose facts `govfacts extract` writes for each gold text, as scored spans (table cells are
     scored against the table gold, `govfacts.evaluate.tables`)."""
     per_doc = extract_documents(extractor, [Document(d.doc_id, "", d.text) for d in docs], tables=False)
-    return {d.doc_id: [Span(f.start, f.end, f.metric, f.text, f.confidence) for f in facts]
+    return {d.doc_id: [f.to_span() for f in facts]
             for d, facts in zip(docs, per_doc)}
 
 

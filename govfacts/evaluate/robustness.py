@@ -90,7 +90,7 @@ def transform(case: Case, rw: Rewrite) -> Optional[Case]:
 
 def _facts(extractor, cases: Sequence[Case]) -> dict[str, list[Span]]:
     per = extract_documents(extractor, [Document(c.case_id, "", c.text) for c in cases], tables=False)
-    return {c.case_id: [Span(f.start, f.end, f.metric, f.text, f.confidence) for f in fs] for c, fs in zip(cases, per)}
+    return {c.case_id: [f.to_span() for f in fs] for c, fs in zip(cases, per)}
 
 
 def score_cases(extractor, cases: Sequence[Case]) -> dict:

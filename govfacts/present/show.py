@@ -11,7 +11,7 @@ from typing import Sequence
 
 from govfacts.atomic import write_text_atomic
 from govfacts.checks import Finding
-from govfacts.labels import _COLOURS, default_labels
+from govfacts.labels import default_labels
 from govfacts.records import Document, Fact
 
 LOW = 0.5  # facts below this confidence are marked for review
@@ -26,18 +26,13 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 .legend span{display:inline-block;margin:2px 6px;padding:0 4px;border-radius:3px;font-size:12px}"""
 
 
-def label_colours() -> dict[str, str]:
-    names = default_labels().names
-    return {n: _COLOURS[i % len(_COLOURS)] for i, n in enumerate(names)}
-
-
 def _tip(f: Fact) -> str:
     value = "" if f.value is None else f"{f.value:g}"
     return f"{f.metric}: {value} {f.unit} ({f.qualifier}), confidence {f.confidence:.2f}, {f.extractor}"
 
 
 def render_report(doc: Document, facts: Sequence[Fact], findings: Sequence[Finding] = ()) -> str:
-    colours = label_colours()
+    colours = default_labels().colours()
     prose = sorted((f for f in facts if f.source == "prose"), key=lambda f: (f.start, -f.end))
     parts, pos = [], 0
     for f in prose:

@@ -1,7 +1,7 @@
 """`govfacts summarize`: a corpus of facts at a glance, read from the facts file alone (not the reports).
 
 * `facts_wide.csv` / `.parquet`: one row per (agency, year), one column per metric. A report's number for
-  a metric is its template table's total cell where it has one (`TABLE_TOTALS`), else from its prose
+  a metric is its template table's total cell where it has one (`govfacts.tables.TOTAL_CELLS`), else from its prose
   facts by the label's `aggregate` rule (configs/labels.yaml: the highest-confidence claim, or a sum).
 * `summary.html`: facts per label and per report, each metric over the years for every agency with at
   least two reports, the distribution of confidences, the lowest-confidence facts with their evidence
@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import base64
 import html
 import sys
 from collections import Counter, defaultdict
@@ -22,16 +21,12 @@ from tqdm import tqdm
 
 from govfacts.atomic import atomic_path, write_text_atomic
 from govfacts.checks import Finding
+from govfacts.evaluate.render import html_table, img_tag
 from govfacts.labels import default_labels
 from govfacts.plots import figure, png
 from govfacts.records import Fact
+from govfacts.tables import TOTAL_CELLS
 
-# the cell(s) of the template tables that hold a label's yearly total
-TABLE_TOTALS = {"APPLICATIONS_RECEIVED": ["requests.new.total"],
-                "APPLICATIONS_ANSWERED": ["requests.total_handled.total"],
-                "RECONSIDERATIONS": ["review.total"],
-                "LAWSUITS": ["litigation_direct.total", "litigation_after_review.total"],
-                "FEES": ["proactive.fees.amount"]}
 LOW_CONFIDENCE = 30  # facts listed for review
 HTML_ROWS = 200  # rows of the page's per-report tables (all rows are in facts_wide.csv)
 TREND_AGENCIES = 10  # agencies drawn per metric plot (those with the most reports; all are in facts_wide.csv)
@@ -52,7 +47,7 @@ class Summary:
 def report_number(facts: list[Fact], metric: str, aggregate: str) -> Optional[float]:
     """One number for a metric of one report (see the module docstring)."""
     cells = {f.cell: f.value for f in facts if f.source == "table" and f.value is not None}
-    keys = TABLE_TOTALS.get(metric)
+    keys = TOTAL_CELLS.get(metric)
     if keys and all(k in cells for k in keys):
         return float(sum(cells[k] for k in keys))
     prose = [f for f in facts if f.source == "prose" and f.metric == metric and f.value is not None]
@@ -103,10 +98,6 @@ def write_wide(s: Summary, out_dir: Path) -> None:
         pq.write_table(pa.table({c: [r.get(c) for r in s.wide] for c in cols}), tmp)
 
 
-def _img(data: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-
-
 def _trend_plots(s: Summary) -> list[str]:
     """One plot per metric: its value over the years for each agency with >= 2 reports."""
     by_agency: dict[str, list[dict]] = defaultdict(list)
@@ -129,7 +120,7 @@ def _trend_plots(s: Summary) -> list[str]:
         ax.set_title(m)
         ax.set_xlabel("year")
         ax.legend(fontsize=7)
-        out.append(_img(png(fig), f"{m} over the years"))
+        out.append(img_tag(png(fig), f"{m} over the years"))
     if out:
         more = f" (the {TREND_AGENCIES} of {len(ranked)} agencies with the most reports; all are in facts_wide.csv)" \
             if len(ranked) > TREND_AGENCIES else ""
@@ -142,7 +133,7 @@ def _confidence_plot(s: Summary) -> str:
     ax.hist(s.confidences or [0], bins=20, range=(0, 1))
     ax.set_xlabel("confidence of prose facts")
     ax.set_ylabel("facts")
-    return _img(png(fig), "confidence distribution")
+    return img_tag(png(fig), "confidence distribution")
 
 
 def _more(n: int) -> str:
@@ -150,11 +141,6 @@ def _more(n: int) -> str:
 
 
 def render_html(s: Summary) -> str:
-    def table(head, rows):
-        th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
-        trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
-
     low_docs = list(dict.fromkeys(f.path for f in s.lowest if f.path))[:10]
     used = [m for m in s.metrics if any(r[m] is not None for r in s.wide)]
     hint = "govfacts studio push " + " ".join(low_docs) if low_docs else ""
@@ -165,22 +151,22 @@ def render_html(s: Summary) -> str:
              "</style></head><body>",
              f"<h1>govfacts summary</h1><p id='counts'>{sum(s.per_report.values())} facts from {s.documents} reports, "
              f"{len(s.findings)} findings of <code>govfacts check</code>.</p>",
-             "<h2>Facts per label</h2>", table(["label", "facts"], s.per_label.most_common()),
-             "<h2>Facts per report</h2>", table(["report", "facts"], list(s.per_report.items())[:HTML_ROWS]),
+             "<h2>Facts per label</h2>", html_table(["label", "facts"], s.per_label.most_common()),
+             "<h2>Facts per report</h2>", html_table(["report", "facts"], list(s.per_report.items())[:HTML_ROWS]),
              _more(len(s.per_report)),
              "<h2>Each metric over the years</h2><div class='plots'>", *_trend_plots(s), "</div>",
              "<h2>Confidence</h2>", _confidence_plot(s),
              "<h2 id='lowest'>Lowest-confidence facts: send these to annotators next</h2>",
-             table(["report", "metric", "value", "confidence", "evidence"],
+             html_table(["report", "metric", "value", "confidence", "evidence"],
                    [[f.doc_id, f.metric, f"{f.value:g} {f.unit}" if f.value is not None else "", f"{f.confidence:.2f}",
                      f.evidence] for f in s.lowest])]
     if hint:
         parts.append(f"<p>To review them in Label Studio: <code>{html.escape(hint)}</code></p>")
     parts += ["<h2 id='findings'>Findings of govfacts check</h2>",
-              table(["report", "check", "message"], [[f.doc_id, f.check, f.message] for f in s.findings])
+              html_table(["report", "check", "message"], [[f.doc_id, f.check, f.message] for f in s.findings])
               if s.findings else "<p>none</p>",
               "<h2>Facts by agency and year</h2>",
-              table(["agency", "year", *used], [[r["agency"], r["year"], *[("" if r[m] is None else f"{r[m]:g}")
+              html_table(["agency", "year", *used], [[r["agency"], r["year"], *[("" if r[m] is None else f"{r[m]:g}")
                                                                           for m in used]] for r in s.wide[:HTML_ROWS]]),
               _more(len(s.wide)),
               "</body></html>"]
