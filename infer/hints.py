@@ -116,9 +116,8 @@ def hint_type_ids(offsets: Sequence[Optional[tuple[int, int]]], hint_tags: Seque
     return out
 
 
-def uses_quantity_hints(model) -> bool:
-    """A hinted model with more token types than tags was trained with B-QTY/I-QTY hints."""
-    cfg = model.config
+def uses_quantity_hints(cfg) -> bool:
+    """A hinted model (its config) with more token types than tags was trained with B-QTY/I-QTY hints."""
     return int(getattr(cfg, "type_vocab_size", 0)) > int(cfg.num_labels)
 
 

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 from govfacts.infer.ensemble import EnsembleExtractor
+from govfacts.infer.onnx_runtime import available as onnx_available
 from govfacts.infer.rules import RuleExtractor
+from govfacts.infer.runtime import choose
+from govfacts.infer.tagger import Tagger, available_cpus
 from govfacts.paths import CONFIGS, resolve_model
 from govfacts.records import Span
 from govfacts.settings import SettingsError, load_settings
@@ -90,8 +93,6 @@ def load(spec: str | Path | None = None, settings: InferSettings | None = None) 
     def member(part: str):
         if part == "rules":
             return RuleExtractor()
-        from govfacts.infer.tagger import Tagger  # torch and transformers: only when a tagger is asked for
-
         return configure(Tagger.from_pretrained(resolve_model(part)), settings)
 
     parts = spec.split("+", 1) if "+" in spec else [spec]
@@ -100,27 +101,28 @@ def load(spec: str | Path | None = None, settings: InferSettings | None = None) 
     return member(spec)
 
 
-def resolve_runtime(runtime: str, quantize: bool) -> str:
-    """`auto` → what measured fastest on CPU (bench/README.md): ONNX Runtime for float weights, torch's
-    dynamic int8 for int8; `onnx` falls back to torch when onnxruntime is not installed."""
-    from govfacts.infer.onnx_runtime import available
-
-    if runtime == "auto":
-        runtime = "torch" if quantize else "onnx"
-    return runtime if runtime != "onnx" or available() else "torch"
+def resolve_runtime(runtime: str) -> str:
+    """`onnx` falls back to torch when onnxruntime is not installed."""
+    return runtime if runtime != "onnx" or onnx_available() else "torch"
 
 
 def configure(tagger, settings: InferSettings):
     """Apply inference settings to a tagger: threads, batch size, int8 or float weights on the torch
-    or ONNX Runtime encoder."""
-    quantize = settings.quantize
-    if quantize is None:  # the model's own verdict (train/calibrate.py check_int8), else float
-        quantize = bool(getattr(tagger.model.config, "govfacts_quantize", False))
-    runtime = resolve_runtime(settings.runtime, quantize)
+    or ONNX Runtime encoder. `runtime: auto` takes what measured fastest on this machine with the float
+    model's spans (`govfacts.infer.runtime`); the choice and its reasons are in `tagger.runtime_choice`."""
     if settings.num_threads:
         tagger.options.num_threads = int(settings.num_threads)
     if settings.batch_size:
         tagger.options.batch_size = int(settings.batch_size)
+    if settings.runtime == "auto":
+        choice = choose(tagger, settings.quantize, tagger.options.num_threads or available_cpus())
+        runtime, quantize = choice.runtime, choice.int8
+        tagger.runtime_choice = choice
+    else:
+        quantize = settings.quantize
+        if quantize is None:  # the model's own verdict (train/calibrate.py check_int8), else float
+            quantize = bool(getattr(tagger.config, "govfacts_quantize", False))
+        runtime = resolve_runtime(settings.runtime)
     if runtime == "onnx":
         tagger.use_onnx(int8=bool(quantize))
     elif quantize:

@@ -63,23 +63,26 @@ def quantize(src: Path, dst: Path) -> Path:
     return dst
 
 
+def model_file(key: str, int8: bool, float_model, directory: Optional[Path] = None) -> Path:
+    """The cached ONNX graph of the model named `key` (float or int8), made on first use: exported from
+    `float_model()` (a callable, so torch is loaded only when no export is cached yet)."""
+    d = directory or cache_dir()
+    stem = f"tagger-{key or 'unversioned'}"
+    fp32 = d / f"{stem}.onnx"
+    path = d / f"{stem}-int8.onnx" if int8 else fp32
+    if path.exists():
+        return path
+    if not fp32.exists():
+        export(float_model(), fp32)
+    return quantize(fp32, path) if int8 else fp32
+
+
 class OnnxRunner:
     """Callable (input_ids, attention_mask, token_type_ids) numpy int64 → logits numpy float32."""
 
-    def __init__(self, model, version: str, int8: bool, num_threads: Optional[int] = None,
-                 directory: Optional[Path] = None):
+    def __init__(self, path: Path, int8: bool, num_threads: Optional[int] = None):
         import onnxruntime as ort
 
-        d = directory or cache_dir()
-        stem = f"tagger-{version or 'unversioned'}"
-        fp32 = d / f"{stem}.onnx"
-        if not fp32.exists():
-            export(model, fp32)
-        path = fp32
-        if int8:
-            path = d / f"{stem}-int8.onnx"
-            if not path.exists():
-                quantize(fp32, path)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if num_threads:

@@ -18,9 +18,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from govfacts.infer.checkpoint import (FileTokenizer, ModelConfig, checkpoint_key, is_local_checkpoint,
+                                       load_hf_tokenizer, load_torch_model, weights_hash)
 from govfacts.infer.decode import anchor_spans, continuation_matrix, platt_scale, spans_from_tags, viterbi_many
 from govfacts.infer.hints import (hint_type_ids, hint_vocab, mark_quantities, rule_hint_tags, snap_to_phrases,
                                   uses_quantity_hints, zero_claim_phrases)
+from govfacts.infer.onnx_runtime import OnnxRunner, model_file
 from govfacts.infer.rules import RuleExtractor
 from govfacts.infer.windows import read_encoded_windows
 from govfacts.infer.words import snap_free_spans
@@ -62,16 +65,23 @@ class TaggerOptions:
 
 
 class Tagger:
-    """Wraps a loaded token-classification model and its (fast) tokenizer."""
+    """Wraps a token-classification model and its (fast) tokenizer.
+
+    The torch model may be absent (`model=None` with `config` and `source`): a tagger read from a local
+    directory builds it only when asked (`.model`), so the ONNX Runtime encoder starts without torch.
+    """
 
     def __init__(self, model, tokenizer, name: str = "tagger", version: str = "",
-                 options: Optional[TaggerOptions] = None, **overrides):
+                 options: Optional[TaggerOptions] = None, config=None, source: Optional[str] = None,
+                 **overrides):
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("the tagger needs a fast tokenizer (offset_mapping aligns tokens to chars)")
-        self.model = model.eval()
+        if model is None and (config is None or source is None):
+            raise ValueError("a tagger without a loaded model needs its config and source directory")
+        self._model = model.eval() if model is not None else None
         self.tokenizer = tokenizer
         self.name = name
-        cfg = model.config
+        self.config = cfg = config if config is not None else model.config
         n = cfg.num_labels
         self.tags = [str(cfg.id2label.get(i, cfg.id2label.get(str(i)))) for i in range(n)]
         self.options = options or TaggerOptions.from_config(cfg, self._default_max_len(), **overrides)
@@ -82,8 +92,10 @@ class Tagger:
             if version:  # the rules are part of the model's input: their content is part of its id
                 version = f"{version}+rules-{self.rules.fingerprint}"
         self.version = version
-        self.source: Optional[str] = None  # the directory / hub name it was loaded from
+        self.source: Optional[str] = source  # the directory / hub name it was loaded from
         self.quantized = False
+        self._local = False  # read from a directory whose files name its weights (`weights_key`)
+        self.runtime_choice = None  # what `runtime: auto` measured and took (govfacts.infer.runtime)
         self.runner = None  # an OnnxRunner when the encoder runs on ONNX Runtime (`use_onnx`)
         try:
             self._cont = continuation_matrix(self.tags).astype(np.float32)
@@ -91,8 +103,20 @@ class Tagger:
             raise ValueError(f"{name}: the model's labels are not IOB2 tags ({e}); fine-tune it with "
                              "govfacts.train.finetune first") from None
 
+    @property
+    def model(self):
+        """The torch model, built from `source` on first use."""
+        if self._model is None:
+            self._model = load_torch_model(self.source)
+        return self._model
+
+    @model.setter
+    def model(self, model) -> None:
+        self._model = model
+        self._local = False  # other weights than the directory's
+
     def _default_max_len(self) -> int:
-        limits = [512, getattr(self.model.config, "max_position_embeddings", 512) or 512]
+        limits = [512, getattr(self.config, "max_position_embeddings", 512) or 512]
         tml = getattr(self.tokenizer, "model_max_length", None)
         if isinstance(tml, int) and 0 < tml < 100_000:
             limits.append(tml)
@@ -121,37 +145,36 @@ class Tagger:
         dynamic quantisation). The decoding stays the same; bench/README.md has the measured speed."""
         if self.quantized:
             raise ValueError(f"{self.name}: use_onnx needs the float model, not the torch-int8 one")
-        from govfacts.infer.onnx_runtime import OnnxRunner
-
-        self.runner = OnnxRunner(self.model, _params_hash(self.model), int8,
-                                 self.options.num_threads or available_cpus())
+        key = self.weights_key()
+        path = model_file(key, int8, lambda: self.model)
+        self.runner = OnnxRunner(path, int8, self.options.num_threads or available_cpus())
         # float ONNX gives the torch outputs to ~1e-5 (tested): the same model version; int8 is not
         if int8 and self.version and not self.version.endswith("+onnx-int8"):
             self.version = f"{self.version}+onnx-int8"
         return self
 
+    def weights_key(self) -> str:
+        """Names exactly these float weights (ONNX export cache, runtime choice): the hash of the model
+        directory's files when it was read from one and not changed since, else of the parameters."""
+        return checkpoint_key(self.source) if self._local else _params_hash(self.model)
+
     # -- loading ----------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path, device: str = "cpu", **kwargs) -> "Tagger":
-        """Load a model directory or hub name (safetensors only, never remote code)."""
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
+        """Load a model directory or hub name (safetensors only, never remote code). A local directory
+        with tokenizer.json is read without transformers; its torch model is built on first use."""
         spec = str(path_or_name)
-        tokenizer = AutoTokenizer.from_pretrained(spec, trust_remote_code=False)
-        bar = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar inside `govfacts extract -q`
-        try:
-            model = AutoModelForTokenClassification.from_pretrained(spec, use_safetensors=True, trust_remote_code=False)
-        finally:
-            if bar:
-                hf_logging.enable_progress_bar()
-        model.to(device)
+        local = device == "cpu" and is_local_checkpoint(spec)
+        if local:
+            model, config, tokenizer = None, ModelConfig.from_dir(spec), FileTokenizer(spec)
+        else:
+            tokenizer, model = load_hf_tokenizer(spec), load_torch_model(spec, device)
+            config = model.config
         name = Path(spec.rstrip("/")).name or spec
-        version = str(getattr(model.config, "govfacts_version", "") or "") or _weights_hash(spec) or \
-            str(getattr(model.config, "_commit_hash", "") or "unknown")
-        tagger = cls(model, tokenizer, name=name, version=version, **kwargs)
-        tagger.source = spec
+        version = str(getattr(config, "govfacts_version", "") or "") or weights_hash(spec) or \
+            str(getattr(config, "_commit_hash", "") or "unknown")
+        tagger = cls(model, tokenizer, name=name, version=version, config=config, source=spec, **kwargs)
+        tagger._local = local
         return tagger
 
     # -- public API -------------------------------------------------------------------------------
@@ -209,19 +232,29 @@ class Tagger:
         """Per view: (probs [n_chars, n_tags], covered [n_chars]) merged over windows.
 
         Windows of all views are sorted by token length and batched (length buckets: little
-        padding), run under `torch.inference_mode` with `num_threads` torch threads.
+        padding) and run on the chosen encoder with `num_threads` threads.
         """
         return self.merge_windows(views, self.window_logits(views))
 
     def window_logits(self, views: Sequence[TextView]):
-        """Yield (batch of windows, logits tensor [batch, width, n_tags]); a window is
+        """Yield (batch of windows, logits [batch, width, n_tags] numpy float32); a window is
         (view index, start, end, encoding). A list of these lets `merge_windows` re-merge the same
         model outputs at other temperatures (calibration) without running the model again."""
-        import torch
+        for batch, ids, mask, types in self.window_batches(views):
+            yield batch, self.encode(ids, mask, types)
 
+    def encode(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
+        """Logits of one padded batch on the chosen encoder (ONNX Runtime or torch)."""
+        if self.runner is not None:
+            return self.runner(ids, mask, types)
+        return self._torch_logits(ids, mask, types if self.rules is not None else None)
+
+    def window_batches(self, views: Sequence[TextView]):
+        """Yield (batch of windows, input_ids, attention_mask, token_type_ids): the padded int64 arrays
+        the encoder reads, windows sorted by token length so batches need little padding."""
         opts = self.options
         items = []  # (view index, start, end, encoding)
-        quantities = self.rules is not None and uses_quantity_hints(self.model)
+        quantities = self.rules is not None and uses_quantity_hints(self.config)
         tag_ids = hint_vocab(self.tags, quantities)
         for vi, view in enumerate(views):
             if not view.text:
@@ -236,7 +269,6 @@ class Tagger:
                 items.append((vi, s, e, enc))
         order = sorted(range(len(items)), key=lambda i: len(items[i][3]["input_ids"]), reverse=True)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        device = next(self.model.parameters(), torch.empty(0)).device
         for b in range(0, len(order), opts.batch_size):
             batch = [items[i] for i in order[b:b + opts.batch_size]]
             width = max(len(it[3]["input_ids"]) for it in batch)
@@ -249,34 +281,34 @@ class Tagger:
                 mask[r, :k] = it[3]["attention_mask"]
                 if "token_type_ids" in it[3]:
                     types[r, :k] = it[3]["token_type_ids"]
-            extra = {"token_type_ids": torch.from_numpy(types).to(device)} if self.rules is not None else {}
-            if self.runner is not None:
-                yield batch, torch.from_numpy(self.runner(ids, mask, types))
-                continue
-            prev_threads = torch.get_num_threads()
-            torch.set_num_threads(opts.num_threads or available_cpus())
-            try:
-                with torch.inference_mode():
-                    logits = self.model(input_ids=torch.from_numpy(ids).to(device),
-                                        attention_mask=torch.from_numpy(mask).to(device), **extra).logits
-            finally:
-                torch.set_num_threads(prev_threads)
-            yield batch, logits
+            yield batch, ids, mask, types
+
+    def _torch_logits(self, ids: np.ndarray, mask: np.ndarray, types: Optional[np.ndarray]) -> np.ndarray:
+        import torch
+
+        device = next(self.model.parameters(), torch.empty(0)).device
+        extra = {"token_type_ids": torch.from_numpy(types).to(device)} if types is not None else {}
+        prev_threads = torch.get_num_threads()
+        torch.set_num_threads(self.options.num_threads or available_cpus())
+        try:
+            with torch.inference_mode():
+                logits = self.model(input_ids=torch.from_numpy(ids).to(device),
+                                    attention_mask=torch.from_numpy(mask).to(device), **extra).logits
+        finally:
+            torch.set_num_threads(prev_threads)
+        return logits.float().cpu().numpy()
 
     def merge_windows(self, views: Sequence[TextView], batches, temperature: Optional[float] = None
                       ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Merge window outputs (`window_logits`) into per-char probabilities at `temperature`
         (default: the tagger's)."""
-        import torch
-
         temp = float(temperature or self.options.temperature)
         n_tags = len(self.tags)
         probs = [np.zeros((len(v.text), n_tags), dtype=np.float32) for v in views]
         best = [np.full(len(v.text), -1, dtype=np.int64) for v in views]
         unread = [np.ones(len(v.text), dtype=bool) for v in views]
         for batch, logits in batches:
-            with torch.inference_mode():
-                p = torch.softmax(logits.float() / temp, dim=-1).cpu().numpy()
+            p = _softmax(np.asarray(logits, dtype=np.float32) / np.float32(temp))
             for r, (vi, s, e, enc) in enumerate(batch):
                 self._merge(probs[vi], best[vi], p[r], enc["offsets"], s, e, len(views[vi].text))
                 unread[vi][s:e] = False
@@ -348,6 +380,13 @@ def _first_cover(offsets, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return (np.asarray(chars, dtype=np.int64), np.asarray(toks, dtype=np.int64), np.asarray(first, dtype=bool))
 
 
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
+
+
 def available_cpus() -> int:
     """CPUs this process may run on (affinity-aware, unlike os.cpu_count)."""
     try:
@@ -366,17 +405,3 @@ def _params_hash(model) -> str:
             h.update(name.encode("utf-8"))
             h.update(p.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def _weights_hash(spec: str) -> str:
-    """First 12 hex digits of the sha256 of a local model's weight files ('' for hub names)."""
-    d = Path(spec)
-    files = sorted(d.glob("*.safetensors")) if d.is_dir() else []
-    if not files:
-        return ""
-    h = hashlib.sha256()
-    for f in files:
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:12]

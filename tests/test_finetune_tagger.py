@@ -204,9 +204,16 @@ def test_wordpiece_base_finetunes_and_tags(tmp_path, docs):
     base = _tiny_bert(tok, tmp_path / "wp-base")
     out = finetune(None, _overrides(base, _splits(tmp_path / "s.yaml", TRAIN_IDS, DEV_IDS), tmp_path / "wp-tagger"))
     tagger = Tagger.from_pretrained(out, num_threads=1)
-    assert type(tagger.tokenizer).__name__.startswith("Bert")
+    from transformers import AutoTokenizer
+
+    from govfacts.infer.windows import encode_window
+
+    hf = AutoTokenizer.from_pretrained(str(out))
+    assert type(hf).__name__.startswith("Bert")  # a WordPiece checkpoint as transformers saves it
     for raw in (docs["gov-pingtan-2021"].text, "共受理申请 1 136 件, 其中 2015 年网上申请 ABC 10宗。\n"):
         view = build_view(raw)
+        # the tagger reads tokenizer.json without transformers: the same ids, offsets and masks
+        assert encode_window(tagger.tokenizer, view.text[:3000], 128) == encode_window(hf, view.text[:3000], 128)
         (probs, covered), = tagger.view_probs([view])
         assert not covered.all()  # WordPiece drops whitespace: those chars have no token
         spans = tagger.spans(raw)

@@ -57,7 +57,7 @@ def test_onnx_logits_and_spans_match_torch(tiny_dir, tmp_path, monkeypatch):
     for (b1, l1), (b2, l2) in zip(ref.window_logits(views), onnx.window_logits(views)):
         assert [it[:3] for it in b1] == [it[:3] for it in b2]
         assert any(any(it[3]["token_type_ids"]) for it in b1)  # hints are fed to both
-        np.testing.assert_allclose(l1.numpy(), l2.numpy(), atol=1e-4)
+        np.testing.assert_allclose(l1, l2, atol=1e-4)
     a, b = ref.spans_many(_texts()), onnx.spans_many(_texts())
     assert [[(s.start, s.end, s.label) for s in x] for x in a] == [[(s.start, s.end, s.label) for s in x] for x in b]
     assert any(a)
@@ -82,3 +82,79 @@ def test_onnx_int8_and_configure(tiny_dir, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="float model"):
         Tagger.from_pretrained(tiny_dir).quantize().use_onnx()
     assert load("rules", InferSettings.load(runtime="onnx")).name == "rules"  # no-op for the rules
+
+
+def test_auto_runtime_measures_once_and_then_starts_without_torch(tiny_dir, tmp_path, monkeypatch):
+    """`runtime: auto` times every candidate on the probe windows, keeps the fastest with the float
+    model's spans, caches the choice; the next process reads the cache and, on ONNX Runtime, never
+    imports torch or transformers, and gives the float model's spans."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from govfacts.infer.loader import InferSettings, load
+    from govfacts.infer.runtime import cache_file
+    from govfacts.infer.tagger import Tagger
+
+    monkeypatch.setenv("GOVFACTS_CACHE", str(tmp_path / "cache"))
+    first = load(str(tiny_dir), InferSettings.load(runtime="auto", quantize=None))
+    choice = first.runtime_choice
+    assert not choice.cached and set(choice.seconds) == {"torch-fp32", "onnx-fp32"}  # no govfacts_quantize: float only
+    assert all(v > 0 for v in choice.seconds.values()) and choice.same_spans["torch-fp32"]
+    best = min((k for k in choice.seconds if choice.same_spans[k]), key=choice.seconds.get)
+    assert choice.name == best and best in choice.why() and "measured now" in choice.why()
+    stored = json.loads(cache_file().read_text(encoding="utf-8"))
+    assert len(stored) == 1 and next(iter(stored.values()))["runtime"] == choice.runtime
+    forced = load(str(tiny_dir), InferSettings.load(runtime="auto", quantize=True)).runtime_choice
+    assert set(forced.seconds) == {"torch-int8", "onnx-int8"} and forced.int8  # asked for: int8 whatever its spans
+    again = load(str(tiny_dir), InferSettings.load(runtime="auto", quantize=None)).runtime_choice
+    assert again.cached and again.name == choice.name and "cached" in again.why()
+
+    # a model whose calibration allows int8: int8 competes, but is taken only with the float spans
+    gated = tmp_path / "gated"
+    shutil.copytree(tiny_dir, gated)
+    conf = json.loads((gated / "config.json").read_text(encoding="utf-8"))
+    (gated / "config.json").write_text(json.dumps({**conf, "govfacts_quantize": True}), encoding="utf-8")
+    c = load(str(gated), InferSettings.load(runtime="auto", quantize=None)).runtime_choice
+    assert set(c.seconds) == {"torch-fp32", "torch-int8", "onnx-fp32", "onnx-int8"} and c.same_spans[c.name]
+
+    # pin the cached choice to ONNX Runtime float, as a machine where it measured fastest would have
+    stored = json.loads(cache_file().read_text(encoding="utf-8"))
+    key = next(k for k in stored if k.startswith(Tagger.from_pretrained(tiny_dir).weights_key()) and "fp32" in k
+               and "int8" not in k.rsplit("|", 1)[1])
+    stored[key].update(runtime="onnx", int8=False)
+    cache_file().write_text(json.dumps(stored), encoding="utf-8")
+    code = ("import sys, json; from govfacts.infer.loader import InferSettings, load; "
+            f"t = load({str(tiny_dir)!r}, InferSettings.load(runtime='auto', quantize=None)); "
+            f"s = t.spans_many({_texts()!r}); "
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'transformers': 'transformers' in sys.modules, "
+            "'runtime': t.runtime_choice.name, 'spans': [[(x.start, x.end, x.label) for x in y] for y in s]}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["runtime"] == "onnx-fp32" and not got["torch"] and not got["transformers"]
+    ref = Tagger.from_pretrained(tiny_dir, num_threads=1).spans_many(_texts())
+    assert got["spans"] == [[[x.start, x.end, x.label] for x in y] for y in ref]
+
+
+def test_file_tokenizer_encodes_as_transformers_does(tiny_dir):
+    """The tokenizer read from tokenizer.json alone gives transformers' ids, offsets and special-token
+    masks, on real reports and on text holding special-token strings, for the bundled model's
+    tokenizer and a test one."""
+    from transformers import AutoTokenizer
+
+    from govfacts.infer.checkpoint import FileTokenizer
+    from govfacts.infer.windows import encode_window
+
+    texts = [d.text[:4000] for d in list(corpus_docs().values())[:6]] + \
+        ["申请[CLS]公开 [SEP] 12 333件，行政復議０件 ，约 1,100 多条", ""]
+    for d in (ROOT / "models" / "govfacts-tagger-zh", tiny_dir):
+        if not (Path(d) / "tokenizer.json").exists():
+            continue
+        hf, ft = AutoTokenizer.from_pretrained(str(d)), FileTokenizer(d)
+        assert ft.num_special_tokens_to_add() == hf.num_special_tokens_to_add(pair=False)
+        assert ft.pad_token_id == hf.pad_token_id
+        for t in texts:
+            for n in (16, 130):
+                assert encode_window(ft, t, n) == encode_window(hf, t, n)
+            assert ft(t)["input_ids"] == hf(t)["input_ids"]

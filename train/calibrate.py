@@ -293,7 +293,7 @@ def check_int8(model_dir: str | Path, dev_docs: Sequence, write: bool = True) ->
         tagger = load(str(model_dir), InferSettings.load(quantize=q))
         ev = evaluate(tagger, dev_docs)
         out[name] = {k: round(float(ev[k]), 4) for k in ("precision", "recall", "f1")}
-        out[name]["runtime"] = "onnx" if tagger.runner is not None else "torch"
+        out[name]["runtime"] = f"{'onnx' if tagger.runner is not None else 'torch'}-{name}"
     out["quantize"] = out["int8"]["f1"] >= out["fp32"]["f1"]
     if write:
         update_config(model_dir, {"govfacts_quantize": bool(out["quantize"]),

@@ -62,8 +62,10 @@ def extract(
                                           "this process; ray: actors, default 1 per tagger or 1 per CPU for rules)."),
     int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help="Tagger weights: dynamic int8 "
                                         "quantisation or float32 (default: see bench/README.md)."),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help="Tagger encoder: auto, torch or onnx "
-                                          "(ONNX Runtime); default: configs/infer.yaml."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="Tagger encoder: auto (the fastest measured "
+                                          "on this CPU), torch or onnx (ONNX Runtime); default: configs/infer.yaml."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Say which extractor and encoder runtime run, "
+                                 "and why."),
 ) -> None:
     """Extract facts from reports; bad files are reported and skipped, the exit status says if any failed."""
     if engine not in ("local", "ray"):
@@ -83,6 +85,8 @@ def extract(
         else:
             extractor = load(model, settings)
             name = extractor_id(extractor)
+            if verbose:
+                _describe(extractor, settings)
     except (ValueError, OSError, ImportError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
@@ -97,6 +101,19 @@ def extract(
         _summary(result, name)
     if result.failures:
         raise typer.Exit(1)
+
+
+def _describe(extractor, settings: InferSettings) -> None:
+    """The extractor, and for a tagger the encoder runtime it runs on and why (`runtime: auto` measures)."""
+    err.print(f"extractor: {extractor_id(extractor)}")
+    for member in (extractor, getattr(extractor, "primary", None), getattr(extractor, "secondary", None)):
+        choice = getattr(member, "runtime_choice", None)
+        if choice is not None:
+            err.print(f"runtime: {choice.why()}")
+        elif member is not None and hasattr(member, "runner"):
+            how = "onnx" if member.runner is not None else "torch"
+            err.print(f"runtime: {how}-{'int8' if member.quantized or getattr(member.runner, 'int8', False) else 'fp32'}"
+                      f" (runtime: {settings.runtime} asked for)")
 
 
 def _summary(result, extractor: str) -> None:
