@@ -46,8 +46,14 @@ def _num(x: float) -> str:
 
 def check_document(doc_id: str, facts: list[Fact], text: Optional[str] = None) -> list[Finding]:
     """Every finding of one report's facts; `text` (the document text) lets prose claims be read in context."""
-    spec = load_spec()
     cells = {f.cell: f.value for f in facts if f.source == "table" and f.cell and f.value is not None}
+    return check_cells(doc_id, cells) + _prose_vs_table(doc_id, facts, cells, text)
+
+
+def check_cells(doc_id: str, cells: dict[str, float]) -> list[Finding]:
+    """The findings of one report's template tables alone (cell key → value): what a facts file tells
+    without the report's text (`govfacts summarize` reads the cells column by column)."""
+    spec = load_spec()
     cols = spec["requests_columns"]
     out: list[Finding] = []
     rows = sorted({k.rsplit(".", 1)[0] for k in cells if k.startswith("requests.")})
@@ -82,7 +88,6 @@ def check_document(doc_id: str, facts: list[Fact], text: Optional[str] = None) -
             if abs(s - cells[keys[-1]]) > 1e-6:
                 out.append(Finding(doc_id, "appeal_total", keys, s, cells[keys[-1]],
                                    f"{g}: the results add up to {_num(s)}, the total cell says {_num(cells[keys[-1]])}"))
-    out += _prose_vs_table(doc_id, facts, cells, text)
     return out
 
 

@@ -25,7 +25,7 @@ from govfacts.evaluate.robustness import load_distractors
 from govfacts.evaluate.robustness import markdown as robustness_markdown
 from govfacts.evaluate.robustness import run as run_robustness
 from govfacts.checks import check_document, check_facts
-from govfacts.factsio import output_format, read_facts
+from govfacts.factsio import output_format, read_fact_table, read_facts
 from govfacts.infer.api import batch_functions, extract_documents, extract_parts
 from govfacts.infer.batch import discover, run_batch
 from govfacts.infer.loader import InferSettings, extractor_id, load
@@ -294,14 +294,18 @@ def summarize(
 ) -> None:
     """The corpus at a glance, from the facts file alone: one row per agency and year, plots over the years,
     the lowest-confidence facts to review next, and the findings of govfacts check."""
+    problems: list[str] = []
     try:
-        all_facts = read_facts(facts)
+        table = read_fact_table(facts, problems=problems)
     except (OSError, ValueError) as e:
         err.print(f"[red]error:[/red] {facts}: {e}")
         raise typer.Exit(2)
-    s = summarize_facts(all_facts, check_facts(all_facts), progress=True)
-    page = write_summary(s, out_dir)
-    err.print(f"{len(s.wide)} reports, {len(all_facts)} facts → {out_dir}/facts_wide.csv (+ .parquet), {page}")
+    for p in problems:
+        err.print(f"[yellow]skipped:[/yellow] {escape(p)}")
+    s = summarize_facts(table)
+    page = write_summary(s, out_dir, progress=True)
+    err.print(f"{len(s.wide)} reports, {table.num_rows} facts → {out_dir}/facts_wide.csv (+ .parquet), {page}"
+              + (f"; {len(problems)} malformed lines skipped" if problems else ""))
 
 
 app.add_typer(annotations_app, name="annotations")

@@ -15,17 +15,21 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from govfacts.atomic import atomic_path, write_text_atomic
-from govfacts.checks import Finding
+from govfacts.checks import Finding, check_cells
+from govfacts.factsio import fact_table
 from govfacts.evaluate.render import html_table, img_tag
 from govfacts.labels import default_labels
 from govfacts.plots import figure, png
+from govfacts.present import corpus
 from govfacts.records import Fact
-from govfacts.tables import TOTAL_CELLS
 
 LOW_CONFIDENCE = 30  # facts listed for review
 HTML_ROWS = 200  # rows of the page's per-report tables (all rows are in facts_wide.csv)
@@ -44,41 +48,20 @@ class Summary:
     documents: int = 0
 
 
-def report_number(facts: list[Fact], metric: str, aggregate: str) -> Optional[float]:
-    """One number for a metric of one report (see the module docstring)."""
-    cells = {f.cell: f.value for f in facts if f.source == "table" and f.value is not None}
-    keys = TOTAL_CELLS.get(metric)
-    if keys and all(k in cells for k in keys):
-        return float(sum(cells[k] for k in keys))
-    prose = [f for f in facts if f.source == "prose" and f.metric == metric and f.value is not None]
-    if not prose:
-        return None
-    if aggregate == "sum":
-        return float(sum(f.value for f in prose))
-    return float(max(prose, key=lambda f: (f.confidence, f.value)).value)
-
-
-def summarize(facts: Iterable[Fact], findings: Iterable[Finding] = (), progress: bool = False) -> Summary:
-    facts = list(facts)
+def summarize(facts: pa.Table | Iterable[Fact]) -> Summary:
+    """The summary of a fact table (`govfacts.factsio.read_fact_table`) or of facts in memory; the findings
+    are those of the template tables' arithmetic (`govfacts check` without the reports' text)."""
+    table = facts if isinstance(facts, pa.Table) else fact_table(facts)
     labels = default_labels()
-    s = Summary(findings=list(findings))
-    by_doc: dict[str, list[Fact]] = defaultdict(list)
-    for f in facts:
-        by_doc[f.doc_id].append(f)
-    s.documents = len(by_doc)
-    s.metrics = labels.names
-    for doc_id, fs in tqdm(sorted(by_doc.items()), desc="summarize", unit="report", file=sys.stderr,
-                           disable=not progress, dynamic_ncols=True):
-        agency = next((f.agency for f in fs if f.agency), None) or f"({doc_id})"
-        year = next((f.year for f in fs if f.year), None)
-        row = {"agency": agency, "year": year, "doc_id": doc_id}
-        row.update({lab.name: report_number(fs, lab.name, lab.aggregate) for lab in labels.labels})
-        s.wide.append(row)
-    s.per_label = Counter(f.metric for f in facts)
-    s.per_report = {d: len(fs) for d, fs in sorted(by_doc.items())}
-    prose = [f for f in facts if f.source == "prose"]
-    s.confidences = [f.confidence for f in prose]
-    s.lowest = sorted(prose, key=lambda f: f.confidence)[:LOW_CONFIDENCE]
+    r = corpus.reports(table)
+    s = Summary(metrics=labels.names, documents=len(r.names))
+    s.wide = corpus.wide_rows(table, r, labels)
+    s.findings = [f for c, cells in corpus.cells_by_report(table, r).items() for f in check_cells(r.names[c], cells)]
+    counts = pc.value_counts(table["metric"])  # labels in the order they first appear, as a Counter counts them
+    s.per_label = Counter(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
+    per_doc = np.bincount(r.code, minlength=len(r.names))
+    s.per_report = {r.names[c]: int(per_doc[c]) for c in r.by_doc_id}
+    s.confidences, s.lowest = corpus.lowest_prose(table, LOW_CONFIDENCE)
     return s
 
 
@@ -98,8 +81,9 @@ def write_wide(s: Summary, out_dir: Path) -> None:
         pq.write_table(pa.table({c: [r.get(c) for r in s.wide] for c in cols}), tmp)
 
 
-def _trend_plots(s: Summary) -> list[str]:
-    """One plot per metric: its value over the years for each agency with >= 2 reports."""
+def _trend_plots(s: Summary, progress: bool = False) -> list[str]:
+    """One plot per metric: its value over the years for each agency with >= 2 reports (drawing them is
+    most of the time a large corpus takes, hence the progress bar)."""
     by_agency: dict[str, list[dict]] = defaultdict(list)
     for r in s.wide:
         if r["year"] is not None:
@@ -109,7 +93,7 @@ def _trend_plots(s: Summary) -> list[str]:
     keys = {a: f"A{i + 1}" for i, a in enumerate(many)}  # plot legends without CJK fonts; named below the plots
     colour = {a: f"C{i % 10}" for i, a in enumerate(many)}  # one colour per agency in every plot
     out = []
-    for m in s.metrics:
+    for m in tqdm(s.metrics, desc="plots", unit="metric", file=sys.stderr, disable=not progress, dynamic_ncols=True):
         series = {a: [(r["year"], r[m]) for r in rs if r[m] is not None] for a, rs in many.items()}
         series = {a: pts for a, pts in series.items() if len(pts) >= 2}
         if not series:
@@ -130,7 +114,8 @@ def _trend_plots(s: Summary) -> list[str]:
 
 def _confidence_plot(s: Summary) -> str:
     fig, ax = figure((5, 3))
-    ax.hist(s.confidences or [0], bins=20, range=(0, 1))
+    # an array, not the list: matplotlib inspects a list item by item (seconds for a large corpus)
+    ax.hist(np.asarray(s.confidences or [0], dtype=float), bins=20, range=(0, 1))
     ax.set_xlabel("confidence of prose facts")
     ax.set_ylabel("facts")
     return img_tag(png(fig), "confidence distribution")
@@ -140,7 +125,7 @@ def _more(n: int) -> str:
     return f"<p>first {HTML_ROWS} of {n} rows; all are in facts_wide.csv</p>" if n > HTML_ROWS else ""
 
 
-def render_html(s: Summary) -> str:
+def render_html(s: Summary, progress: bool = False) -> str:
     low_docs = list(dict.fromkeys(f.path for f in s.lowest if f.path))[:10]
     used = [m for m in s.metrics if any(r[m] is not None for r in s.wide)]
     hint = "govfacts studio push " + " ".join(low_docs) if low_docs else ""
@@ -154,7 +139,7 @@ def render_html(s: Summary) -> str:
              "<h2>Facts per label</h2>", html_table(["label", "facts"], s.per_label.most_common()),
              "<h2>Facts per report</h2>", html_table(["report", "facts"], list(s.per_report.items())[:HTML_ROWS]),
              _more(len(s.per_report)),
-             "<h2>Each metric over the years</h2><div class='plots'>", *_trend_plots(s), "</div>",
+             "<h2>Each metric over the years</h2><div class='plots'>", *_trend_plots(s, progress), "</div>",
              "<h2>Confidence</h2>", _confidence_plot(s),
              "<h2 id='lowest'>Lowest-confidence facts: send these to annotators next</h2>",
              html_table(["report", "metric", "value", "confidence", "evidence"],
@@ -173,8 +158,8 @@ def render_html(s: Summary) -> str:
     return "\n".join(parts)
 
 
-def write_summary(s: Summary, out_dir: Path) -> Path:
+def write_summary(s: Summary, out_dir: Path, progress: bool = False) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_wide(s, out_dir)
-    return write_text_atomic(out_dir / "summary.html", render_html(s))
+    return write_text_atomic(out_dir / "summary.html", render_html(s, progress))
