@@ -31,7 +31,7 @@ RULES_ID = f"rules@{RuleExtractor().version}"
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDIO_VENV = ROOT / ".venv-studio"
+STUDIO_VENV = Path(os.environ.get("LABEL_STUDIO_VENV") or ROOT / ".venv-studio")  # as the start script
 TOKEN = "e2e0123456789abcdef0123456789abcdef0123"
 USER, PASSWORD = "annotator@example.org", "e2e-Passw0rd!"
 TITLE = "govfacts e2e"
