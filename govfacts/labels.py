@@ -10,10 +10,11 @@ import yaml
 
 from govfacts.paths import CONFIGS
 
-# A fixed, readable palette for Label Studio; cycles if labels are added.
-_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c",
-            "#008080", "#9a6324", "#800000", "#808000", "#000075", "#fabebe", "#e6beff", "#aaffc3",
-            "#ffd8b1", "#808080", "#ffe119", "#469990", "#dcbeff", "#a9a9a9", "#fffac8"]
+# A fixed palette; cycles if labels are added. Label Studio writes a selected label's name in white on
+# its colour, so every colour keeps a contrast ratio of at least 4.5 against white (tests/test_labels.py).
+_COLOURS = ["#c62828", "#2e7d32", "#1565c0", "#bf5700", "#6a1b9a", "#00796b", "#ad1457", "#5b7f00",
+            "#00838f", "#8d5524", "#7f0000", "#6d6d00", "#1a237e", "#c2185b", "#5e35b1", "#33691e",
+            "#a0522d", "#546e7a", "#8a6d00", "#2f6f62", "#7b1fa2", "#37474f", "#b23c17"]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@
 #   bash scripts/start-label-studio.sh install    # only create .venv-studio/ (scripts/test.sh does this early)
 #
 # Environment: LABEL_STUDIO_USERNAME / LABEL_STUDIO_PASSWORD (the account created on first start),
-# LABEL_STUDIO_USER_TOKEN (its API token; use it as LABEL_STUDIO_API_KEY for govfacts), PORT (8080),
+# LABEL_STUDIO_USER_TOKEN (its API token; use it as LABEL_STUDIO_API_KEY for govfacts), LS_PORT (8080),
 # LABEL_STUDIO_BASE_DATA_DIR (default .studio-data/ in the repository). Label Studio lives in its own
 # virtualenv .venv-studio/ (created on first use: python3 -m venv + pip install label-studio).
 # The server binds 127.0.0.1 only. Because the govfacts ML backend also runs on 127.0.0.1, the
@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-PORT=${PORT:-8080}
+PORT=${LS_PORT:-${PORT:-8080}}
 DATA=${LABEL_STUDIO_BASE_DATA_DIR:-$ROOT/.studio-data}
 PIDFILE=$DATA/label-studio.pid
 LOG=$DATA/label-studio.log

@@ -32,3 +32,22 @@ def test_docs_table_is_generated_from_the_yaml():
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "labels.md").read_text(encoding="utf-8")
     assert default_labels().markdown_table() in doc
+
+
+def _contrast_with_white(hex_colour: str) -> float:
+    """WCAG contrast ratio of white text on `hex_colour`."""
+    def channel(v: int) -> float:
+        c = v / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(int(hex_colour[i:i + 2], 16)) for i in (1, 3, 5))
+    return 1.05 / (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05)
+
+
+def test_label_colours_are_readable_and_distinct():
+    """Label Studio shows a selected label's name in white on its colour: pale colours were unreadable."""
+    colours = default_labels().colours()
+    pale = {name: round(_contrast_with_white(c), 2) for name, c in colours.items() if _contrast_with_white(c) < 4.5}
+    assert not pale, f"colours too pale for white text (contrast < 4.5): {pale}"
+    assert len(set(colours.values())) == len(colours)
+    assert _contrast_with_white("#fffac8") < 4.5  # the check sees a pale colour

@@ -1,4 +1,5 @@
-"""The ML backend's Label Studio protocol, answered over real HTTP (rules extractor, stub retrainer)."""
+"""The ML backend's Label Studio protocol, answered over real HTTP (rules extractor, stub retrainer), and its
+retraining policy: after N submissions or M minutes, one run at a time, stoppable."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,8 @@ from typer.testing import CliRunner
 
 from govfacts.infer.loader import load as load_extractor
 from govfacts.studio.backend import Backend, config_names, make_server
+from govfacts.studio.settings import StudioSettings, load_studio_settings
+from govfacts.studio.trainer import Outcome, RetrainInterrupted
 from govfacts.labels import default_labels
 from govfacts.records import Span
 from tests.conftest import sample_text
@@ -131,53 +134,123 @@ def test_adjacent_same_label_spans_stay_separate_regions():
     assert out["results"][0]["score"] == 0.6
 
 
-def test_webhook_trains_in_the_background_and_bumps_the_model_version():
+SCORES = {"reason": "better on the test split", "current": {"fact_f1": 0.5, "entity_f1": 0.4},
+          "new": {"fact_f1": 0.6, "entity_f1": 0.45}, "test_split": "models compared on the test split …"}
+
+
+def policy(tasks=2, minutes=0.0):
+    return StudioSettings(train_after_tasks=tasks, train_after_minutes=minutes, train_max_minutes=3,
+                          keep_candidates=0, runs_dir="runs/studio-retrain")
+
+
+def test_settings_file_declares_the_policy():
+    s = load_studio_settings()
+    assert s.train_after_tasks > 1 and s.train_after_minutes > 0 and s.train_max_minutes > 0
+    assert "submitted tasks" in s.policy_text() and "budget" in s.policy_text()
+
+
+def test_webhook_trains_after_n_submissions_in_the_background(tmp_path):
     started, release = threading.Event(), threading.Event()
     calls = []
 
-    def retrainer(event):
+    def retrainer(event, stop):
         calls.append(event["action"])
         started.set()
         assert release.wait(10)
-        return Trained()
+        return Outcome(Trained(), SCORES)
 
-    backend = Backend(extractor=Stub(), retrainer=retrainer, train_every=2, log=lambda s: None)
+    backend = Backend(extractor=Stub(), retrainer=retrainer, settings=policy(tasks=2), log=lambda s: None,
+                      annotations_dir=tmp_path)
     server, url = _serve(backend)
     try:
         assert _call(url, "/setup", {})[1]["model_version"] == "stub@1"
         code, out = _call(url, "/webhook", {"action": "PROJECT_UPDATED", "project": {"id": 1}})
         assert code == 200 and "ignored" in out["status"]
         code, out = _call(url, "/webhook", {"action": "ANNOTATION_CREATED", "project": {"id": 1}})
-        assert code == 200 and not calls  # 1 of 2 annotation events
+        assert code == 200 and not calls and "1 more" in out["status"]  # 1 of 2 submissions
+        h = _call(url, "/health")[1]
+        assert h["pending"] == 1 and "after 1 more submitted tasks" in h["next_retrain"] and "budget 3" in h["policy"]
         code, out = _call(url, "/webhook", {"action": "ANNOTATION_UPDATED", "project": {"id": 1}})
         assert code == 201 and out["status"] == "training started"
         job = out["job"]
         assert started.wait(10)
-        # the server keeps answering while training runs; later requests coalesce into one queued run
-        assert _call(url, "/health")[1]["training"] is True
-        code, q1 = _call(url, "/webhook", {"action": "START_TRAINING", "project": {"id": 1}})
+        h = _call(url, "/health")[1]
+        assert h["training"] is True and h["jobs"][-1]["budget_minutes"] == 3 and h["jobs"][-1]["deadline"]
+        # Label Studio's own training request joins the run that covers every submission
+        code, joined = _call(url, "/webhook", {"action": "START_TRAINING", "project": {"id": 1}})
+        assert code == 201 and joined["job"] == job
+        # a submission saved before the run started was pulled by it: not counted again
+        early = {"action": "ANNOTATION_CREATED", "annotation": {"id": 5, "updated_at": "2001-01-01T00:00:00Z"}}
+        assert "already in the running retrain" in _call(url, "/webhook", early)[1]["status"]
+        # two new submissions during the run: one more run is queued, later requests join it
+        _call(url, "/webhook", {"action": "ANNOTATION_CREATED", "project": {"id": 1}})
+        code, q1 = _call(url, "/webhook", {"action": "ANNOTATION_CREATED", "project": {"id": 1}})
         code2, q2 = _call(url, "/train", {"annotations": [], "project": "1.1"})
         assert (code, code2) == (201, 201) and q1["status"] == "training queued" and q1["job"] == q2["job"] != job
         assert _call(url, "/predict", {"tasks": [{"id": 1, "data": {"text": "十二元五六元 三人"}}]})[0] == 200
         release.set()
         assert backend.wait_idle(20)
-        assert calls == ["ANNOTATION_UPDATED", "START_TRAINING"]
+        assert calls == ["ANNOTATION_UPDATED", "ANNOTATION_CREATED"]
         code, st = _call(url, "/job_status", {"job": job})
         assert code == 200 and st["status"] == "done" and st["promoted"] and st["model_version"] == "stub@2"
+        assert st["reason"] == "better on the test split" and st["new"]["fact_f1"] == 0.6
         assert _call(url, "/setup", {})[1] == {"model_version": "stub@2"}
-        assert _call(url, "/health")[1]["model_version"] == "stub@2"
+        h = _call(url, "/health")[1]
+        assert h["model_version"] == "stub@2" and h["last_result"]["promoted"] and h["last_result"]["current"]
         assert _call(url, "/job_status", {"job": "nope"})[0] == 404
     finally:
         release.set()
         server.shutdown()
         server.server_close()
+    # the backend's record is what `govfacts studio status` shows
+    from govfacts.cli import app
+
+    res = CliRunner().invoke(app, ["studio", "status", "--annotations", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "serving stub@2" in res.output and "promoted: better on the test split" in res.output
+    assert "last pull: none recorded" in res.output
+
+
+def test_a_waiting_submission_is_trained_after_m_minutes():
+    ran = threading.Event()
+    whys = []
+
+    def retrainer(event, stop):
+        whys.append(event["why"])
+        ran.set()
+        return Outcome(None, {"reason": "not better on the test split: the current model stays"})
+
+    backend = Backend(extractor=Stub(), retrainer=retrainer, settings=policy(tasks=5, minutes=0.005),
+                      log=lambda s: None, tick=0.05)
+    code, out = backend.webhook({"action": "ANNOTATION_CREATED"})
+    assert code == 200 and "4 more" in out["status"]
+    assert ran.wait(10) and backend.wait_idle(10)
+    assert whys == ["a submission waited 0.005 min"]
+    job = backend.health()["last_result"]
+    assert job["status"] == "done" and not job["promoted"] and "current model stays" in job["reason"]
+    backend.stop()
+
+
+def test_stopping_the_backend_interrupts_a_retrain():
+    started = threading.Event()
+
+    def retrainer(event, stop):
+        started.set()
+        assert stop.wait(10)
+        raise RetrainInterrupted("the backend was stopped")
+
+    backend = Backend(extractor=Stub(), retrainer=retrainer, settings=policy(), log=lambda s: None)
+    code, out = backend.webhook({"action": "START_TRAINING"})
+    assert code == 201 and started.wait(10)
+    assert backend.stop() == out["job"]
+    assert backend.jobs[out["job"]]["status"] == "interrupted" and backend.model_version == "stub@1"
 
 
 def test_failed_training_is_reported_and_the_model_stays():
-    def retrainer(event):
+    def retrainer(event, stop):
         raise RuntimeError("no annotations yet")
 
-    backend = Backend(extractor=Stub(), retrainer=retrainer, log=lambda s: None)
+    backend = Backend(extractor=Stub(), retrainer=retrainer, settings=policy(), log=lambda s: None)
     code, out = backend.webhook({"action": "START_TRAINING"})
     assert code == 201
     assert backend.wait_idle(10)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,13 +26,15 @@ from govfacts.cli import app
 from govfacts.annotations import read_tasks, task_to_doc
 
 from govfacts.infer.rules import RuleExtractor
+from govfacts.studio.records import read_record
+from govfacts.studio.testsplit import comparison_split, split_hash
 
 RULES_ID = f"rules@{RuleExtractor().version}"
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDIO_VENV = ROOT / ".venv-studio"
+STUDIO_VENV = Path(os.environ.get("LABEL_STUDIO_VENV") or ROOT / ".venv-studio")  # as the start script
 TOKEN = "e2e0123456789abcdef0123456789abcdef0123"
 USER, PASSWORD = "annotator@example.org", "e2e-Passw0rd!"
 TITLE = "govfacts e2e"
@@ -72,7 +75,7 @@ def studio(tmp_path_factory):
     _ensure_studio_venv()
     data = tmp_path_factory.mktemp("studio-data")
     port = _free_port()
-    env = {**os.environ, "PORT": str(port), "LABEL_STUDIO_BASE_DATA_DIR": str(data),
+    env = {**os.environ, "LS_PORT": str(port), "LABEL_STUDIO_BASE_DATA_DIR": str(data),
            "LABEL_STUDIO_USERNAME": USER, "LABEL_STUDIO_PASSWORD": PASSWORD, "LABEL_STUDIO_USER_TOKEN": TOKEN}
     start = subprocess.run(["bash", str(ROOT / "scripts" / "start-label-studio.sh")], env=env, capture_output=True,
                            text=True, timeout=300)
@@ -117,8 +120,9 @@ def _client(studio):
 
 
 def _snapshot(folder: Path) -> dict:
+    """The corpus files (the loop's records `.studio-*.json` beside them are not corpus)."""
     return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+            if p.is_file() and not p.name.startswith(".studio-")}
 
 
 # -- bad connections ------------------------------------------------------------------------------
@@ -136,7 +140,7 @@ def test_missing_unreachable_and_wrong_token_are_clear_errors(studio, work):
     assert _snapshot(work["ann"]) == before  # nothing written by any failure
     # starting Label Studio again on the same data dir with another token is refused at once, with the way out
     again = subprocess.run(["bash", str(ROOT / "scripts" / "start-label-studio.sh")], capture_output=True, text=True,
-                           timeout=60, env={**os.environ, "PORT": str(_free_port()),
+                           timeout=60, env={**os.environ, "LS_PORT": str(_free_port()),
                                             "LABEL_STUDIO_BASE_DATA_DIR": str(studio["data"]),
                                             "LABEL_STUDIO_USERNAME": USER, "LABEL_STUDIO_PASSWORD": PASSWORD,
                                             "LABEL_STUDIO_USER_TOKEN": "another-token-000000000000000000000000"})
@@ -191,6 +195,15 @@ def test_setup_is_idempotent_and_push_skips_duplicates_and_bad_files(studio, wor
     stored = read_tasks(work["ann"] / "tasks" / f"{PUSHED[0]}.json")[0]["data"]
     pushed = next(t for t in tasks if t.data["doc_id"] == PUSHED[0]).data
     assert pushed["ignore"] == stored["ignore"] and pushed["not_tagged"] == stored["not_tagged"]
+    # the "most uncertain first" tab shows doc_id, text and score: every other column Label Studio has is hidden
+    req = urllib.request.Request(f"{studio['url']}/api/dm/columns?project={pid}", headers={"Authorization": f"Token {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        columns = json.loads(r.read())["columns"]
+    every = {"tasks:" + ("data." if c.get("parent") == "data" else "") + c["id"] for c in columns if c.get("parent") or
+             c["id"] != "data"}
+    (view,) = [v for v in ls.views.list(project=int(pid)) if (v.data or {}).get("title") == "Most uncertain first"]
+    shown = every - set(view.data["hiddenColumns"]["explore"])
+    assert shown == {"tasks:data.doc_id", "tasks:data.text", "tasks:predictions_score"}, shown
     studio.update(project=int(pid), tasks={t.data["doc_id"]: t.id for t in tasks})
 
 
@@ -243,6 +256,9 @@ def test_annotations_made_in_studio_are_merged_into_the_corpus(studio, work):
     after = _snapshot(ann)
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
     assert changed == {f"tasks/{PUSHED[0]}.json", f"tasks/{NEW_DOC}.json", "splits.yaml"}
+    rec = read_record(ann, "pull")
+    assert rec["by"] == "govfacts studio pull" and rec["new"] == 1 and rec["updated"] == 1
+    assert rec["per_label"][new_label]["edited"] == 1 and any("changes per label" in x for x in rec["lines"])
     # the corpus document: exactly the annotation; its reviewed data kept (minus the now-tagged number)
     merged = read_tasks(ann / "tasks" / f"{PUSHED[0]}.json")
     assert len(merged) == 1
@@ -291,6 +307,11 @@ def test_bad_exports(studio, work, tmp_path):
     assert "not valid JSON" in out and "nothing was written" in out
     bad.write_text('"not an export"', encoding="utf-8")
     assert "not a list of Label Studio tasks" in run(["pull", "--export", str(bad), "--annotations", str(ann)], {}, 2)
+    # a JSON-MIN export (Label Studio's own) is named as such, with the way out
+    ls = _client(studio)
+    bad.write_bytes(b"".join(ls.projects.exports.download_sync(studio["project"], export_type="JSON_MIN")))
+    out = run(["pull", "--export", str(bad), "--annotations", str(ann)], {}, 2)
+    assert "JSON-MIN export" in out and "export the project as JSON" in out and "nothing was written" in out
     assert _snapshot(ann) == before
     # a real export plus an invalid task: the invalid one is named and skipped, the valid ones merged
     tasks = json.loads(Studio(studio["url"], TOKEN).export_raw(studio["project"]))
@@ -315,8 +336,16 @@ def test_bad_exports(studio, work, tmp_path):
     before = test_file.read_bytes()
     out = run(["pull", "--export", str(export), "--annotations", str(ann)], {}, 1)
     assert "in the test split: not merged" in out and test_file.read_bytes() == before
+    original = split_hash(ROOT / "annotations")
     out = run(["pull", "--export", str(export), "--annotations", str(ann), "--allow-test"], {})
     assert "1 updated" in out and len(task_to_doc(read_tasks(test_file)[0]).spans) == len(task_to_doc(test_task).spans) - 1
+    # the pull record and the retrain's comparison know the test split as it was before the pulls
+    changed_hash = split_hash(ann)
+    assert changed_hash != original and f"test split: changed (hash {original} → {changed_hash})" in out
+    rec = read_record(ann, "pull")
+    assert rec["test_split"] == {"before": original, "after": changed_hash} and rec["by"] == "govfacts studio pull"
+    cmp = comparison_split(ann)
+    assert cmp.hash == original and cmp.changed and "counts from the next retrain" in cmp.note()
 
 
 # -- retrain --------------------------------------------------------------------------------------------
@@ -341,8 +370,19 @@ def test_retrain_promotes_only_a_better_model_unless_forced(studio, work, tiny_b
     model_dir = work["dir"] / "models" / "govfacts-tagger-zh"
     common = ["--title", TITLE, "--annotations", str(ann), "--model-dir", str(model_dir),
               "--set", f"base_model={tiny_base}", *TINY]
+    # the test split changed by a pull --allow-test since the last retrain: the models are still compared on
+    # the test split as it was before, and the output says so
+    before_hash = split_hash(ann)
+    test_task = read_tasks(ann / "tasks" / "hrss-zhengzhou-2017.json")[0]
+    test_task["id"], test_task["annotations"][0]["result"] = 1001, test_task["annotations"][0]["result"][1:]
+    export = work["dir"] / "test-change.json"
+    export.write_text(json.dumps([test_task], ensure_ascii=False), encoding="utf-8")
+    run(["pull", "--export", str(export), "--annotations", str(ann), "--allow-test"], {})
+    after_hash = split_hash(ann)
     out = run(["retrain", *common, "--candidate-dir", str(work["dir"] / "runs" / "a" / "candidate")], env)
     assert "0 new, 0 updated, 3 unchanged documents" in out  # it pulled first
+    assert f"models compared on the test split as it was before the pulls since" in out
+    assert f"hash {before_hash}" in out and f"now hash {after_hash}" in out
     assert "current rules@0.1.0+" in out and "fact F1" in out and "entity F1" in out
     assert "not promoted" in out and not model_dir.exists()
     assert (work["dir"] / "runs" / "a" / "candidate" / "config.json").exists()
@@ -351,6 +391,9 @@ def test_retrain_promotes_only_a_better_model_unless_forced(studio, work, tiny_b
     out = run(["retrain", *common, "--no-pull", "--force",
                "--candidate-dir", str(work["dir"] / "runs" / "b" / "candidate")], env)
     assert "promoted" in out and "forced" in out
+    assert f"as it is (no pull since the last retrain)" in out and f"hash {after_hash}" in out
+    out = run(["status", "--annotations", str(ann)], {})
+    assert "last retrain:" in out and "promoted: forced" in out and f"hash {after_hash}" in out
     assert (model_dir / "config.json").exists() and (model_dir / "model.safetensors").exists()
     assert not list(model_dir.parent.glob(".govfacts-tagger-zh.*"))  # no temp dirs left behind
     from govfacts.infer.loader import load
@@ -359,16 +402,30 @@ def test_retrain_promotes_only_a_better_model_unless_forced(studio, work, tiny_b
 
 
 # -- ML backend ---------------------------------------------------------------------------------------
+def _health_when(url: str, done, timeout: float = 150):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        h = _get_json(url + "/health")
+        if done(h):
+            return h
+        time.sleep(0.5)
+    raise AssertionError(f"backend state not reached: {h}")
+
+
 def test_label_studio_uses_the_ml_backend(studio, work, tiny_base):
     model_dir = work["dir"] / "models" / "govfacts-tagger-zh"
     assert (model_dir / "config.json").exists(), "needs the model promoted by the retrain test"
+    runs = work["dir"] / "runs" / "backend"
+    config = work["dir"] / "studio.yaml"
+    config.write_text(yaml.safe_dump({"train_after_tasks": 1, "train_after_minutes": 0, "train_max_minutes": 3,
+                                      "keep_candidates": 0, "runs_dir": str(runs)}), encoding="utf-8")
     port = _free_port()
     backend_url = f"http://127.0.0.1:{port}"
-    log = open(work["dir"] / "backend.log", "w")
+    log_file = work["dir"] / "backend.log"
+    log = open(log_file, "w")
     proc = subprocess.Popen([sys.executable, "-m", "govfacts.cli", "studio", "serve", "--port", str(port),
                              "--model", str(model_dir), "--title", TITLE, "--annotations", str(work["ann"]),
-                             "--runs-dir", str(work["dir"] / "runs" / "backend"),
-                             "--set", f"base_model={tiny_base}", *TINY],
+                             "--studio-config", str(config), "--set", f"base_model={tiny_base}", *TINY],
                             env={**os.environ, **studio["env"]}, stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(120):
@@ -376,18 +433,23 @@ def test_label_studio_uses_the_ml_backend(studio, work, tiny_base):
                 health = _get_json(backend_url + "/health", 2)
                 break
             except OSError:
-                assert proc.poll() is None, (work["dir"] / "backend.log").read_text()
+                assert proc.poll() is None, log_file.read_text()
                 time.sleep(0.5)
         assert health["status"] == "UP" and health["model_class"] == "Tagger"
+        assert "after 1 submitted task" in health["policy"] and "budget 3 min" in health["policy"]
         version = health["model_version"]
         assert version.startswith("govfacts-tagger-zh@")
 
-        out = run(["setup", "--title", TITLE, "--connect-backend", backend_url], studio["env"])
-        assert "connected" in out
+        out = run(["setup", "--title", TITLE, "--connect-backend", backend_url, "--studio-config", str(config)],
+                  studio["env"])
+        assert "connected" in out and "Start model training on annotation submission: on, every 1" in out
         ls, pid = _client(studio), studio["project"]
         (ml,) = ls.ml.list(project=pid)
         assert ml.url == backend_url and ml.state == "CO" and ml.model_version == version
-        assert "already connected" in run(["setup", "--title", TITLE, "--connect-backend", backend_url], studio["env"])
+        # Label Studio's training switch agrees with the backend
+        assert ls.projects.get(pid).min_annotations_to_start_training == 1
+        assert "already connected" in run(["setup", "--title", TITLE, "--connect-backend", backend_url,
+                                           "--studio-config", str(config)], studio["env"])
 
         # Label Studio asks the backend for predictions of every task ("Retrieve predictions" action)
         ls.actions.create(id="retrieve_tasks_predictions", project=pid)
@@ -399,28 +461,54 @@ def test_label_studio_uses_the_ml_backend(studio, work, tiny_base):
                 assert t.data["text"][r["value"]["start"]:r["value"]["end"]] == r["value"]["text"]
         assert _get_json(backend_url + "/health")["requests"]["predicted_tasks"] >= len(tasks)
 
-        # an annotation submitted in Label Studio reaches the backend by webhook and starts a retrain
+        # a submitted annotation reaches the backend twice (webhook event, and Label Studio's own training
+        # request since its switch is on): exactly one retrain, in a child process
         third = next(t for t in tasks if t.data["doc_id"] == PUSHED[1])
         result = [{k: v for k, v in r.items() if k != "score"} for r in third.predictions[0].result]
         ls.annotations.create(id=third.id, result=result, project=pid)
-        deadline = time.time() + 150
-        while time.time() < deadline:
-            h = _get_json(backend_url + "/health")
-            if h["jobs"] and h["jobs"][-1]["status"] in ("done", "failed") and not h["training"]:
-                break
-            time.sleep(1)
+        h = _health_when(backend_url, lambda h: h["jobs"] and h["jobs"][-1]["status"] in ("done", "failed")
+                         and not h["training"])
         assert h["requests"].get("event:ANNOTATION_CREATED", 0) >= 1
         job = h["jobs"][-1]
-        assert job["status"] == "done", (job, (work["dir"] / "backend.log").read_text()[-3000:])
+        assert job["status"] == "done", (job, log_file.read_text()[-3000:])
+        assert len(h["jobs"]) == 1, h["jobs"]
         assert h["model_version"] == job["model_version"]
-        # the retrain pulled the new annotation into the corpus first
+        res = h["last_result"]
+        assert res["reason"] and res["current"]["fact_f1"] >= 0 and "fact_f1" in res["new"]
+        assert "models compared on the test split" in res["test_split"]
+        # the retrain pulled the new annotation into the corpus first, and logged it like `studio pull`
         pulled = task_to_doc(read_tasks(work["ann"] / "tasks" / f"{PUSHED[1]}.json")[0])
         assert [(x.start, x.end, x.label) for x in pulled.spans] == sorted(
             (r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in result)
+        text = log_file.read_text()
+        assert "automatic pull:" in text and "changes per label" in text and "0 new, 1 updated" in text
+        assert "retraining done" in text and ("not promoted" in text or "promoted" in text)
+        # every candidate is gone (keep_candidates: 0); its evaluation report stays
+        assert not list(runs.glob("*/candidate")) and list(runs.glob("*/eval/report.html"))
+        # `studio pull` and `studio status` show the automatic pull and the retrain
+        out = run(["pull", "--title", TITLE, "--annotations", str(work["ann"])], studio["env"])
+        assert "by ML backend" in out and f"updated: {PUSHED[1]}" in out and "0 new, 0 updated" in out
+        out = run(["status", "--annotations", str(work["ann"])], {})
+        assert f"serving {h['model_version']}" in out and f"job {job['job']}: done" in out and "last retrain:" in out
+
+        # Ctrl-C while the backend retrains: the child is ended, its candidate removed, the server exits cleanly
+        req = urllib.request.Request(backend_url + "/webhook", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"action": "START_TRAINING", "project": {"id": pid}}).encode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 201
+        _health_when(backend_url, lambda h: h["training"], 30)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        text = log_file.read_text()
+        assert "stopped; retrain job" in text and "was interrupted" in text, text[-2000:]
+        assert "terminate called" not in text and "Traceback" not in text
+        assert not list(runs.glob("*/candidate"))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         log.close()

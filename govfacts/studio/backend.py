@@ -10,25 +10,29 @@ Protocol (what Label Studio 1.x sends, label_studio/ml/api_connector.py):
                               label stay separate regions); region `score` = span confidence; task
                               `score` = lowest span confidence (0.0 without spans), as `govfacts studio push`.
     POST /webhook           {"action": ..., "project": {...}, ...} — ANNOTATION_CREATED / ANNOTATION_UPDATED
-                            (every --train-every events) and START_TRAINING start a retrain in a background
-                            thread → 201 {"job": id}; other actions → 200 {"status": "ignored"}.
+                            are counted and start a retrain by the policy of configs/studio.yaml (govfacts.
+                            studio.trainer); START_TRAINING starts one → 201 {"job": id}; other actions → 200.
     POST /train             Label Studio's older training call: same as START_TRAINING.
     POST /job_status        {"job": id} → that training job's status.
     GET  /versions          → {"versions": [model_version]}
+    GET  /health also shows the retraining policy, the submissions waiting, when the next retrain comes,
+                            the running job with its time budget and the last result (scores, promoted, why).
 
-A retrain pulls the project's annotations, fine-tunes a candidate and promotes it only if it beats the
-current model on the test split (govfacts.studio.retrain). When a model was promoted, the backend loads
-it and its model_version changes (name@weights-hash), so Label Studio asks for fresh predictions.
-The model is loaded at start; a model that fails to load is an error, never silently replaced.
+A retrain pulls the project's annotations (logged like `studio pull`), fine-tunes a candidate in a child
+process and promotes it only if it beats the current model on the test split (govfacts.studio.autorun).
+When a model was promoted, the backend loads it and its model_version changes (name@weights-hash), so
+Label Studio asks for fresh predictions. The model is loaded at start; a model that fails to load is an
+error, never silently replaced. Its state is written to annotations/.studio-backend.json for
+`govfacts studio status`.
 """
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import threading
-import time
 import traceback
-import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,16 +40,13 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from govfacts.infer.loader import SpanExtractor, extractor_id, load
-from govfacts.paths import ANNOTATIONS, DEFAULT_TAGGER, resolve_model
-from govfacts.studio.client import DEFAULT_TITLE, Studio
-from govfacts.studio.pull import pull
-from govfacts.studio.retrain import retrain
+from govfacts.studio.records import BACKEND, now, write_record
+from govfacts.studio.settings import StudioSettings, load_studio_settings
 from govfacts.studio.tasks import prediction_result, task_score
+from govfacts.studio.trainer import SUBMISSIONS, Retrainer, Trainer
 
-TRAIN_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "START_TRAINING")
+TRAIN_EVENTS = (*SUBMISSIONS, "START_TRAINING")
 MAX_BODY = 200 * 1024 * 1024
-
-Retrainer = Callable[[dict], Optional[SpanExtractor]]
 
 
 class BadRequest(Exception):
@@ -74,32 +75,45 @@ class Backend:
     """The model behind the HTTP endpoints: predictions, model version and background retraining."""
 
     def __init__(self, model: Optional[str] = None, extractor: Optional[SpanExtractor] = None,
-                 retrainer: Optional[Retrainer] = None, train_every: int = 1,
-                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)):
+                 retrainer: Optional[Retrainer] = None, settings: Optional[StudioSettings] = None,
+                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+                 annotations_dir: Optional[Path] = None, tick: float = 5.0):
         # No fallback: a model that cannot be loaded raises here (OSError / ValueError) for the caller.
         self.extractor = extractor if extractor is not None else load(model)
-        self.retrainer = retrainer
-        self.train_every = max(0, int(train_every))
+        self.settings = settings or load_studio_settings()
         self.log = log
+        self.annotations_dir = annotations_dir  # where the backend record goes (None: no record)
         self._model_lock = threading.Lock()   # one prediction or model swap at a time
-        self._state_lock = threading.Lock()
-        self._worker: Optional[threading.Thread] = None
-        self._pending: Optional[tuple[str, dict]] = None
-        self.jobs: dict[str, dict] = {}
-        self.events_since_train = 0
         self.counts: Counter = Counter()
+        self.trainer = None if retrainer is None else Trainer(
+            retrainer, self.settings, self._swap, lambda: self.model_version, lambda s: self.log(s),
+            on_change=self.write_record, tick=tick)
 
     # -- model ------------------------------------------------------------------------------------
     @property
     def model_version(self) -> str:
         return extractor_id(self.extractor)
 
+    def _swap(self, extractor: SpanExtractor) -> None:
+        with self._model_lock:
+            self.extractor = extractor
+
+    @property
+    def jobs(self) -> dict[str, dict]:
+        return self.trainer.jobs if self.trainer else {}
+
     def health(self) -> dict:
-        with self._state_lock:
-            training = self._worker is not None and self._worker.is_alive()
-            last = list(self.jobs.values())[-5:]
+        train = self.trainer.state() if self.trainer else {"training": False, "jobs": [],
+                                                           "policy": "training is disabled in this backend"}
         return {"status": "UP", "model_class": type(self.extractor).__name__, "model_version": self.model_version,
-                "training": training, "jobs": last, "requests": dict(self.counts)}
+                **train, "requests": dict(self.counts)}
+
+    def write_record(self) -> None:
+        """The backend's state for `govfacts studio status` (another process)."""
+        if self.annotations_dir is not None:
+            h = self.health()
+            write_record(self.annotations_dir, BACKEND, {"time": now(), "pid": os.getpid(),
+                                                         **{k: v for k, v in h.items() if k != "requests"}})
 
     def setup(self, body: dict) -> dict:
         return {"model_version": self.model_version}
@@ -134,90 +148,24 @@ class Backend:
         self.counts[f"event:{action}"] += 1
         if action not in TRAIN_EVENTS:
             return 200, {"status": f"ignored event {action}"}
-        if self.retrainer is None:
+        if self.trainer is None:
             return 200, {"status": "training is disabled in this backend"}
-        if action != "START_TRAINING":
-            with self._state_lock:
-                self.events_since_train += 1
-                due = self.train_every and self.events_since_train >= self.train_every
-                if not due:
-                    left = (self.train_every - self.events_since_train) if self.train_every else None
-                    return 200, {"status": "annotation noted" + (f"; retraining after {left} more" if left else "")}
-                self.events_since_train = 0
+        if action in SUBMISSIONS:
+            return self.trainer.submission(body)
         job, state = self.start_training(body)
         return 201, {"status": f"training {state}", "job": job}
 
     def start_training(self, event: dict) -> tuple[str, str]:
-        """Run a retrain in the background; while one runs, later requests coalesce into one queued run."""
-        with self._state_lock:
-            if self._worker is not None and self._worker.is_alive():
-                if self._pending is None:
-                    job = uuid.uuid4().hex[:12]
-                    self.jobs[job] = {"job": job, "status": "queued", "action": event.get("action")}
-                    self._pending = (job, event)
-                return self._pending[0], "queued"
-            job = uuid.uuid4().hex[:12]
-            self.jobs[job] = {"job": job, "status": "queued", "action": event.get("action")}
-            self._worker = threading.Thread(target=self._train_loop, args=(job, event), name="govfacts-retrain",
-                                            daemon=True)
-            self._worker.start()
-            return job, "started"
-
-    def _train_loop(self, job: str, event: dict) -> None:
-        while True:
-            self._train_once(job, event)
-            with self._state_lock:
-                if self._pending is None:
-                    return
-                job, event = self._pending
-                self._pending = None
-
-    def _train_once(self, job: str, event: dict) -> None:
-        rec = self.jobs[job]
-        rec.update(status="running", started=time.strftime("%H:%M:%S"), model_version_before=self.model_version)
-        self.log(f"retraining (job {job}, {event.get('action')})")
-        try:
-            new = self.retrainer(event)
-        except Exception as e:  # noqa: BLE001 - a failed run is reported in /health and /job_status, the server goes on
-            rec.update(status="failed", error=f"{type(e).__name__}: {e}")
-            self.log(f"retraining failed (job {job}): {type(e).__name__}: {e}\n{traceback.format_exc()}")
-            return
-        if new is not None:
-            with self._model_lock:
-                self.extractor = new
-        rec.update(status="done", promoted=new is not None, model_version=self.model_version,
-                   finished=time.strftime("%H:%M:%S"))
-        self.log(f"retraining done (job {job}): serving {self.model_version}")
+        return self.trainer.start({**event, "why": event.get("why") or event.get("action")})
 
     def wait_idle(self, timeout: float = 600.0) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self._state_lock:
-                w = self._worker
-            if w is None or not w.is_alive():
-                return True
-            w.join(0.2)
-        return False
+        return self.trainer.wait_idle(timeout) if self.trainer else True
 
-
-def make_retrainer(model: Optional[str] = None, model_dir: Optional[Path] = None,
-                   annotations_dir: Optional[Path] = None, config: Optional[Path] = None,
-                   overrides: Optional[dict] = None, title: Optional[str] = None,
-                   runs_dir: Optional[Path] = None) -> Retrainer:
-    """Pull from Label Studio (LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY), retrain, promote if better;
-    returns the promoted model (loaded) or None."""
-    local = Path(resolve_model(model)) if model else None
-    target = Path(model_dir) if model_dir else (local if local and (local / "config.json").exists() else DEFAULT_TAGGER)
-    ann = Path(annotations_dir or ANNOTATIONS)
-
-    def run(event: dict) -> Optional[SpanExtractor]:
-        project = event.get("project") if isinstance(event.get("project"), dict) else {}
-        studio = Studio.from_env()
-        pull(studio, ann, title=project.get("title") or title or DEFAULT_TITLE)
-        res = retrain(ann, target, config=config, overrides=overrides, runs_dir=runs_dir)
-        return load(str(target)) if res.promoted else None
-
-    return run
+    def stop(self) -> Optional[str]:
+        """Stop retraining (the running child is ended and its candidate removed); the interrupted job."""
+        job = self.trainer.stop() if self.trainer else None
+        self.write_record()
+        return job
 
 
 # -- HTTP -------------------------------------------------------------------------------------------
@@ -281,7 +229,7 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/webhook":
                 self._send(*b.webhook(body))
             elif path == "/train":
-                if b.retrainer is None:
+                if b.trainer is None:
                     self._send(200, {"status": "training is disabled in this backend"})
                 else:
                     job, state = b.start_training({"action": "START_TRAINING", **{k: v for k, v in body.items()
@@ -310,13 +258,27 @@ def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 9090, acc
 
 def serve_forever(backend: Backend, host: str = "127.0.0.1", port: int = 9090,
                   log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> None:
+    """Serve until Ctrl-C (or SIGTERM); then a running retrain is ended cleanly before the server exits."""
     server = make_server(backend, host, port, access_log=True)
     backend.log = log
     h, p = server.server_address[:2]
     log(f"govfacts ML backend serving {backend.model_version} on http://{h}:{p} (Ctrl-C to stop)")
+    log(backend.health()["policy"])
+    backend.write_record()
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        pass
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        job = backend.trainer is not None and backend.trainer.training
+        log("stopping: ending the running retrain …" if job else "stopping")
+        interrupted = backend.stop()
+        log(f"stopped; retrain job {interrupted} was interrupted, its candidate removed; the model is unchanged "
+            f"({backend.model_version})" if interrupted else f"stopped (serving {backend.model_version} until now)")
     finally:
         server.server_close()

@@ -16,6 +16,16 @@ ENV_URL = "LABEL_STUDIO_URL"
 ENV_KEY = "LABEL_STUDIO_API_KEY"
 DEFAULT_TITLE = "govfacts annual reports"
 UNCERTAIN_VIEW = "Most uncertain first"
+# The tab shows doc_id, text and prediction score; every other column Label Studio knows is hidden
+# (its task columns, label_studio/data_manager/functions.py, and the other data keys govfacts writes).
+VIEW_SHOWN = ["tasks:data.doc_id", "tasks:data.text", "tasks:predictions_score"]
+_TASK_COLUMNS = ["id", "inner_id", "completed_at", "total_annotations", "cancelled_annotations", "total_predictions",
+                 "annotators", "annotations_results", "annotations_ids", "predictions_score",
+                 "predictions_model_versions", "predictions_results", "file_upload", "storage_filename", "created_at",
+                 "updated_at", "updated_by", "avg_lead_time", "draft_exists", "allow_skip"]
+_DATA_KEYS = ["doc_id", "text", "offset", "ignore", "not_tagged", "source", "agency", "year", "kind"]
+VIEW_HIDDEN = [c for c in [f"tasks:{k}" for k in _TASK_COLUMNS] + [f"tasks:data.{k}" for k in _DATA_KEYS]
+               if c not in VIEW_SHOWN]
 BACKEND_TITLE = "govfacts"
 
 
@@ -30,7 +40,7 @@ def studio_settings(env: Optional[dict] = None) -> tuple[str, str]:
     url, key = (env.get(ENV_URL) or "").strip(), (env.get(ENV_KEY) or "").strip()
     missing = [n for n, v in ((ENV_URL, url), (ENV_KEY, key)) if not v]
     if missing:
-        raise StudioError(f"environment variable {' and '.join(missing)} not set: export {ENV_URL}=http://127.0.0.1:8080 "
+        raise StudioError(f"environment variable {' and '.join(missing)} not set: export {ENV_URL}=http://127.0.0.1:$LS_PORT "
                           f"and {ENV_KEY}=<your Label Studio access token> (Account & Settings in Label Studio)")
     if not re.match(r"^https?://", url):
         raise StudioError(f"{ENV_URL}={url!r} is not an http:// or https:// URL")
@@ -126,12 +136,24 @@ class Studio:
         return project, "unchanged"
 
     def ensure_uncertainty_view(self, project_id: int) -> None:
-        """A Data Manager tab sorted by prediction score ascending (most uncertain first)."""
+        """A Data Manager tab sorted by prediction score ascending (most uncertain first) that shows the
+        doc_id, the text and the score; an older version of the tab is brought up to date."""
+        data = {"title": UNCERTAIN_VIEW, "ordering": ["tasks:predictions_score"],
+                "hiddenColumns": {"explore": VIEW_HIDDEN, "labeling": VIEW_HIDDEN},
+                "columnsDisplayType": {"tasks:predictions_score": "Number"}}
         views = self.call("list the Data Manager tabs", self.client.views.list, project=project_id)
-        if any((getattr(v, "data", None) or {}).get("title") == UNCERTAIN_VIEW for v in views or []):
-            return
-        self.call("create the 'most uncertain first' tab", self.client.views.create, project=project_id,
-                  data={"title": UNCERTAIN_VIEW, "ordering": ["tasks:predictions_score"]})
+        view = next((v for v in views or [] if (getattr(v, "data", None) or {}).get("title") == UNCERTAIN_VIEW), None)
+        if view is None:
+            self.call("create the 'most uncertain first' tab", self.client.views.create, project=project_id, data=data)
+        elif {k: (view.data or {}).get(k) for k in data} != data:
+            self.call("update the 'most uncertain first' tab", self.client.views.update, str(view.id),
+                      project=project_id, data={**(view.data or {}), **data})
+
+    def set_training_switch(self, project_id: int, after_tasks: int) -> None:
+        """Label Studio's "Start model training on annotation submission" as the backend retrains: on, every
+        `after_tasks` annotations, when it retrains by count; off (0) when it does not."""
+        self.call("set the project's training switch", self.client.projects.update, project_id,
+                  min_annotations_to_start_training=max(0, int(after_tasks)))
 
     def set_model_version(self, project_id: int, model_version: str) -> None:
         """Which predictions Label Studio shows as pre-annotations (and uses for uncertainty sampling)."""

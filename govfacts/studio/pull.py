@@ -20,7 +20,9 @@ from govfacts.atomic import write_text_atomic
 from govfacts.records import Span
 from govfacts.splits import split_of
 from govfacts.studio.client import DEFAULT_TITLE, Studio, StudioError
+from govfacts.studio.records import PULL, now, read_record, write_record
 from govfacts.studio.tasks import corpus_tasks, test_split_ids
+from govfacts.studio.testsplit import note_baseline, split_hash
 
 
 def parse_export(raw: bytes | str, source: str) -> list[dict]:
@@ -40,6 +42,10 @@ def parse_export(raw: bytes | str, source: str) -> list[dict]:
                           "project as JSON (not JSON-MIN); nothing was written")
     if not isinstance(data, list):
         raise StudioError(f"{source}: the export is not a list of Label Studio tasks; nothing was written")
+    if data and all(isinstance(t, dict) and "data" not in t for t in data) \
+            and any({"annotation_id", "annotator", "label"} & set(t) for t in data):
+        raise StudioError(f"{source}: this is a JSON-MIN export (tasks without data and annotations): export the "
+                          "project as JSON (not JSON-MIN); nothing was written")
     return data
 
 
@@ -66,6 +72,8 @@ class PullResult:
     written: list[Path] = field(default_factory=list)
     split_added: list[str] = field(default_factory=list)
     split: Optional[str] = None
+    test_before: Optional[str] = None  # hash of the test split's gold before / after the merge
+    test_after: Optional[str] = None
 
     def per_label(self) -> dict[str, Counter]:
         """label → Counter(added, edited, removed); an edit counts under the label the span has now."""
@@ -78,6 +86,58 @@ class PullResult:
             for _, new in c.edited:
                 out.setdefault(new.label, Counter())["edited"] += 1
         return dict(sorted(out.items()))
+
+    def counts(self) -> dict[str, int]:
+        return {k: sum(c.status == k for c in self.changes) for k in ("new", "updated", "unchanged")}
+
+
+def report_lines(res: PullResult, dry_run: bool = False) -> list[str]:
+    """The pull's problems, change table per label and changed documents as plain lines: what `studio pull`
+    prints, the ML backend logs after its automatic pull and the pull record keeps."""
+    lines = [f"problem (task skipped): {p}" for p in res.problems]
+    if res.skipped:
+        lines.append(f"{len(res.skipped)} exported tasks have no submitted annotation (skipped)")
+    lines.append("changes per label (an edit counts under the label the span has now):")
+    per = res.per_label()
+    rows = [(lab, c["added"], c["edited"], c["removed"]) for lab, c in per.items()]
+    rows.append(("all", *(sum(c[k] for c in per.values()) for k in ("added", "edited", "removed"))))
+    width = max(len(r[0]) for r in rows)
+    lines.append(f"  {'label':<{width}}  added  edited  removed")
+    lines += [f"  {lab:<{width}}  {a:>5}  {e:>6}  {r:>7}" for lab, a, e, r in rows]
+    for c in res.changes:
+        if c.status == "unchanged":
+            continue
+        lines.append(f"{c.status}: {c.doc_id} → {c.file}  (+{len(c.added)} ~{len(c.edited)} -{len(c.removed)})")
+        lines += [f"   edited [{o.start}:{o.end}] {o.text} {o.label} → [{n.start}:{n.end}] {n.text} {n.label}"
+                  for o, n in c.edited]
+        lines += [f"   note: {note}" for note in c.notes]
+    n = res.counts()
+    lines.append(f"{n['new']} new, {n['updated']} updated, {n['unchanged']} unchanged documents; "
+                 + ("(dry run: nothing written)" if dry_run else f"{len(res.written)} files written"))
+    if res.split_added:
+        lines.append(f"added to split {res.split!r} of splits.yaml: {', '.join(res.split_added)}")
+    if res.test_before and res.test_after:
+        lines.append(f"test split: {'unchanged' if res.test_before == res.test_after else 'changed'} (hash "
+                     + (res.test_before if res.test_before == res.test_after else f"{res.test_before} → {res.test_after}")
+                     + ")")
+    return lines
+
+
+def write_pull_record(annotations_dir: Path, res: PullResult, by: str, source: str) -> dict:
+    """The pull record (`studio pull` and `studio status` show it)."""
+    rec = {"time": now(), "by": by, "source": source, **res.counts(),
+           "per_label": {k: dict(v) for k, v in res.per_label().items()},
+           "changed": [c.doc_id for c in res.changes if c.status != "unchanged"],
+           "problems": [str(p) for p in res.problems], "skipped": len(res.skipped),
+           "written": [str(p) for p in res.written], "split_added": res.split_added,
+           "test_split": {"before": res.test_before, "after": res.test_after},
+           "lines": report_lines(res)}
+    write_record(annotations_dir, PULL, rec)
+    return rec
+
+
+def last_pull(annotations_dir: Path) -> Optional[dict]:
+    return read_record(annotations_dir, PULL)
 
 
 def span_changes(old: list[Span], new: list[Span]) -> tuple[list[Span], list[tuple[Span, Span]], list[Span]]:
@@ -219,11 +279,13 @@ def add_to_split(splits_file: Path, split: str, doc_ids: list[str]) -> list[str]
 
 
 def pull(studio: Optional[Studio], annotations_dir: Path, title: str = DEFAULT_TITLE, export_file: Optional[Path] = None,
-         split: Optional[str] = "train", dry_run: bool = False, allow_test: bool = False) -> PullResult:
+         split: Optional[str] = "train", dry_run: bool = False, allow_test: bool = False,
+         by: str = "govfacts studio pull") -> PullResult:
     """Fetch (or read) an export, validate it and merge it into `annotations_dir` by doc_id.
 
     Nothing is written when the export cannot be fetched or parsed. Invalid tasks are reported and
-    skipped; every other document of the corpus is left exactly as it was.
+    skipped; every other document of the corpus is left exactly as it was. A pull that writes notes the
+    test split as it was first (see testsplit) and leaves a pull record naming `by`.
     """
     annotations_dir = Path(annotations_dir)
     if export_file is not None:
@@ -265,10 +327,13 @@ def pull(studio: Optional[Studio], annotations_dir: Path, title: str = DEFAULT_T
     res.changes, files = plan_merge(annotations_dir, docs)
     if dry_run:
         return res
+    res.test_before = note_baseline(annotations_dir)
     for path, content in files.items():
         write_tasks(path, content)
         res.written.append(path)
     new_ids = [c.doc_id for c in res.changes if c.status == "new"]
     if split and split != "none" and new_ids:
         res.split_added = add_to_split(annotations_dir / "splits.yaml", split, new_ids)
+    res.test_after = split_hash(annotations_dir)
+    write_pull_record(annotations_dir, res, by, source)
     return res
