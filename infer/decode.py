@@ -157,6 +157,33 @@ def viterbi_many(view_probs: Sequence, tags: Sequence[str], chunk: int = 2048, l
     return out
 
 
+def viterbi_split(view_probs: Sequence, tags: Sequence[str]) -> list[list[int]]:
+    """`viterbi_many` over (probs, covered) pairs, each cut at its certain-O chars.
+
+    A covered char whose O probability is exactly 1 (a sentence the tagger did not read, or a saturated
+    softmax) is O on the best path: any tag may precede O and O may precede any start tag, so the path
+    splits there into independent pieces with the same tags. The pieces of all sequences advance
+    together: Viterbi's Python steps follow the longest read run, not the longest document.
+    """
+    o = list(tags).index("O")
+    pieces, where = [], []  # (probs, covered) of each piece; (sequence index, start)
+    out: list[list[int]] = []
+    for i, (probs, covered) in enumerate(view_probs):
+        n = len(probs)
+        out.append([o] * n)
+        if not n:
+            continue
+        cov = np.asarray(covered, dtype=bool)
+        certain = cov & (probs[:, o] == 1.0)
+        edges = np.flatnonzero(np.diff(np.concatenate(([1], certain.view(np.int8), [1]))))
+        for a, b in zip(edges[::2], edges[1::2]):  # runs of not-certain chars
+            pieces.append((probs[a:b], cov[a:b]))
+            where.append((i, int(a)))
+    for (i, a), path in zip(where, viterbi_many(pieces, tags)):
+        out[i][a:a + len(path)] = path
+    return out
+
+
 def continuation_matrix(tags: Sequence[str]) -> np.ndarray:
     """M [T, T] with p_cont = p @ M: B-X and I-X mass → I-X, O → O.
 

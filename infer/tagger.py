@@ -20,7 +20,7 @@ import numpy as np
 
 from govfacts.infer.checkpoint import (FileTokenizer, ModelConfig, checkpoint_key, is_local_checkpoint,
                                        load_hf_tokenizer, load_torch_model, weights_hash)
-from govfacts.infer.decode import anchor_spans, continuation_matrix, platt_scale, spans_from_tags, viterbi_many
+from govfacts.infer.decode import anchor_spans, continuation_matrix, platt_scale, spans_from_tags, viterbi_split
 from govfacts.infer.hints import (hint_type_ids, hint_vocab, mark_quantities, rule_hint_tags, snap_to_phrases,
                                   uses_quantity_hints, zero_claim_phrases)
 from govfacts.infer.onnx_runtime import OnnxRunner, model_file
@@ -191,9 +191,9 @@ class Tagger:
     def decode_views(self, views: Sequence[TextView], view_probs: Sequence[tuple[np.ndarray, np.ndarray]]
                      ) -> list[list[Span]]:
         """Merged per-char probabilities of several views → raw Spans per view (whitespace trimmed from
-        edges); one batched Viterbi (`decode.viterbi_many`) advances all views together."""
+        edges); one batched Viterbi (`decode.viterbi_split`) advances the read runs of all views together."""
         lps = [(p, c) for p, c in view_probs]
-        ids = viterbi_many(lps, self.tags)
+        ids = viterbi_split(lps, self.tags)
         out = []
         for view, (probs, covered), tag_ids in zip(views, lps, ids):
             found = spans_from_tags(tag_ids, self.tags, probs, covered, how=self.options.score)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from govfacts.infer.decode import (allowed_transitions, anchor_spans, char_log_probs, continuation_matrix, parse_tag,
-                                   span_score, spans_from_tags, viterbi_many)
+                                   span_score, spans_from_tags, viterbi_many, viterbi_split)
 
 
 def viterbi(log_probs, tags):
@@ -91,6 +91,23 @@ def test_viterbi_matches_brute_force():
         best = max((s for s in itertools.product(range(len(TAGS)), repeat=4) if valid(s)),
                    key=lambda s: sum(lp[i, t] for i, t in enumerate(s)))
         assert tuple(viterbi(lp, TAGS)) == best
+
+
+def test_split_at_certain_o_gives_the_whole_sequence_path():
+    """Cutting sequences at chars that are O for certain (unread sentences) changes no tag."""
+    rng = np.random.default_rng(1)
+    seqs = []
+    for n in (0, 1, 7, 40, 300):
+        p = rng.dirichlet(np.ones(len(TAGS)) * 0.3, size=n)
+        certain = rng.random(n) < 0.3
+        certain[n // 2:n // 2 + 5] = True  # a run of unread chars
+        p[certain] = 0.0
+        p[certain, O] = 1.0
+        cov = rng.random(n) > 0.1  # some chars no token covers
+        cov[certain] = True
+        seqs.append((p, cov))
+    assert viterbi_split(seqs, TAGS) == viterbi_many(seqs, TAGS)
+    assert any(t != O for path in viterbi_split(seqs, TAGS) for t in path)
 
 
 def test_empty_and_single():

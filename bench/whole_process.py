@@ -1,0 +1,165 @@
+"""Whole-process throughput: `govfacts extract` vs a naive transformers pipeline, each a fresh process.
+
+    .venv/bin/python bench/whole_process.py [--sizes 1,16] [--naive-sizes 1,16] [--variants auto,torch-int8]
+                                            [--model models/govfacts-tagger-zh] [--json out.json]
+
+What a user waits for: start-up (imports, model loading) included. Corpus 1x = the bundled sample
+reports x4 (each copy its own file, prefixed with its copy number); Nx holds N times as many files.
+
+* naive: a child process that imports transformers, builds `pipeline("token-classification",
+  aggregation_strategy="simple")` with the same weights and runs it once per sentence (split on
+  。！？；and line ends, pieces over 500 chars cut), writing the entities as JSON lines.
+* govfacts: `govfacts extract CORPUS -o OUT.jsonl -q [--runtime R --int8|--fp32]` as a child process
+  (`auto`: the configured default, whose runtime choice is measured once per machine before the timed
+  runs, as the first use on a machine does).
+
+Printed per run: seconds, chars/s, peak RSS of the child (psutil, every 20 ms), facts/entities; then
+each govfacts run's ratio to the naive run of the same size, the CPU model and SIMD flags, and the
+start-up: seconds of `govfacts extract` over one short report.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info  # noqa: E402  (bench/machine.py)
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+GOVFACTS = [PY, "-m", "govfacts.cli"]
+
+
+def build_corpus(out: Path, copies: int) -> int:
+    """`copies` copies of every sample report, one file each; returns the number of characters."""
+    out.mkdir(parents=True, exist_ok=True)
+    chars = 0
+    samples = sorted((ROOT / "data" / "samples").glob("*.txt"))
+    for r in range(copies):
+        for p in samples:
+            body = f"副本{r}\n{p.read_text(encoding='utf-8')}"
+            (out / f"{r:04d}-{p.name}").write_text(body, encoding="utf-8")
+            chars += len(body)
+    return chars
+
+
+def timed(cmd: list[str]) -> dict:
+    """Run `cmd`; wall seconds and the peak RSS of its process tree."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ps, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, sum(p.memory_info().rss for p in [ps, *ps.children(recursive=True)]))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    secs = time.perf_counter() - t0
+    out, err = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-2000:]}")
+    return {"seconds": round(secs, 2), "peak_rss_mb": round(peak / 2**20, 1), "stdout": out}
+
+
+def naive_child(model: str, corpus: str, out: str) -> None:
+    """The naive pipeline, start-up included (runs in its own process)."""
+    from throughput import sentences  # noqa: E402  (bench/throughput.py: the same sentence cut)
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    tok = AutoTokenizer.from_pretrained(model)
+    pipe = pipeline("token-classification", model=AutoModelForTokenClassification.from_pretrained(model),
+                    tokenizer=tok, aggregation_strategy="simple", device="cpu")
+    n = 0
+    with open(out, "w", encoding="utf-8") as fh:
+        for f in sorted(Path(corpus).glob("*.txt")):
+            for s in sentences(open(f, encoding="utf-8").read()):
+                for ent in pipe(s):
+                    fh.write(json.dumps({"file": f.name, "label": ent["entity_group"], "text": ent["word"]},
+                                        ensure_ascii=False) + "\n")
+                    n += 1
+    print(n)
+
+
+def variant_args(variant: str) -> list[str]:
+    if variant == "auto":
+        return []
+    runtime, _, weights = variant.rpartition("-")
+    return ["--runtime", runtime, "--int8" if weights == "int8" else "--fp32"]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=str(ROOT / "models" / "govfacts-tagger-zh"))
+    ap.add_argument("--sizes", default="1,16")
+    ap.add_argument("--naive-sizes", default="1,16")
+    ap.add_argument("--variants", default="auto,torch-int8", help="auto (the default) or RUNTIME-int8/fp32")
+    ap.add_argument("--json")
+    ap.add_argument("--naive-child", nargs=3, metavar=("MODEL", "CORPUS", "OUT"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.naive_child:
+        return naive_child(*a.naive_child)
+    sizes = [int(x) for x in a.sizes.split(",") if x]
+    naive_sizes = [int(x) for x in a.naive_sizes.split(",") if x]
+    variants = [v for v in a.variants.split(",") if v]
+    info = cpu_info()
+    print(f"CPU: {info['model']}, {info['cpus']} CPUs, SIMD: {info['simd_flags']} (AVX-512: {info['avx512']})")
+    work = Path(tempfile.mkdtemp(prefix="govfacts-bench-"))
+    results = []
+    try:
+        one = work / "one"
+        one.mkdir()
+        shutil.copy(ROOT / "data" / "samples" / "hrss-zhengzhou-2017.txt", one)
+        # the runtime choice (and ONNX export) a machine makes once: before the timed runs
+        warm = timed([*GOVFACTS, "extract", str(one), "-o", str(work / "warm.jsonl"), "-q", "-v", "-m", a.model])
+        start = timed([*GOVFACTS, "extract", str(one), "-o", str(work / "one.jsonl"), "-q", "-m", a.model])
+        print(f"start-up: `govfacts extract` over one {len((one / 'hrss-zhengzhou-2017.txt').read_text())}-char "
+              f"report, whole process: {start['seconds']} s")
+        results.append({"path": "start-up (one short report)", **{k: v for k, v in start.items() if k != "stdout"}})
+        del warm
+        for size in sorted(set(sizes) | set(naive_sizes)):
+            corpus = work / f"x{size}"
+            chars = build_corpus(corpus, 4 * size)
+            if size in naive_sizes:
+                r = timed([PY, str(Path(__file__).resolve()), "--naive-child", a.model, str(corpus),
+                           str(work / f"naive-{size}.jsonl")])
+                results.append({"path": "naive", "size": size, "chars": chars, "seconds": r["seconds"],
+                                "chars_per_s": round(chars / r["seconds"]), "peak_rss_mb": r["peak_rss_mb"],
+                                "entities": int(r["stdout"].split()[-1])})
+                print(json.dumps(results[-1]))
+            if size in sizes:
+                for v in variants:
+                    out = work / f"{v}-{size}.jsonl"
+                    r = timed([*GOVFACTS, "extract", str(corpus), "-o", str(out), "-q", "-m", a.model,
+                               *variant_args(v)])
+                    results.append({"path": f"govfacts {v}", "size": size, "chars": chars, "seconds": r["seconds"],
+                                    "chars_per_s": round(chars / r["seconds"]), "peak_rss_mb": r["peak_rss_mb"],
+                                    "facts": sum(1 for _ in open(out, encoding="utf-8"))})
+                    print(json.dumps(results[-1]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    naive = {r["size"]: r["seconds"] for r in results if r["path"] == "naive"}
+    print("\n| run | size | chars | seconds | chars/s | ratio to naive | peak RSS (MB) |\n|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        if "size" not in r:
+            continue
+        ratio = f"{naive[r['size']] / r['seconds']:.1f}x" if r["size"] in naive else "-"
+        print(f"| {r['path']} | {r['size']}x | {r['chars']:,} | {r['seconds']} | {r['chars_per_s']:,} | {ratio} | "
+              f"{r['peak_rss_mb']} |")
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps({"cpu": info, "results": results}, ensure_ascii=False, indent=1),
+                                encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
