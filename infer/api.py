@@ -29,6 +29,7 @@ from govfacts.records import Document, Fact, Span
 
 MAX_SEGMENT_CHARS = 100_000  # longer documents are cut at paragraph ends into segments of at most this
 GROUP_CHARS = 400_000  # characters handed to one spans_many call (memory bound for the tagger)
+PART_CHARS = 100_000  # characters of one journalled part of a long document (a few seconds of tagger work)
 
 
 class Extractor:
@@ -127,11 +128,12 @@ def extract_documents(extractor, docs: Sequence[Document], tables: bool = True) 
 
 
 def extract_parts(extractor, doc: Document, first: int = 0, tables: bool = True):
-    """Facts of one document part by part — (part index, number of parts, facts) per group of its segments,
-    from part `first` on — so a batch can journal a long document as it goes. The parts' facts, in order,
-    are exactly `extract_documents(extractor, [doc])[0]`; the table facts come with the last part."""
+    """Facts of one document part by part — (part index, number of parts, facts) per group of its segments
+    of about `PART_CHARS` characters, from part `first` on — so a batch can journal a long document as it
+    goes and an interruption loses seconds of work, not the document. The parts' facts, in order, are
+    exactly `extract_documents(extractor, [doc])[0]`; the table facts come with the last part."""
     units = [(0, off, seg) for off, seg in segments(doc.text)]
-    groups = list(_groups(units, GROUP_CHARS))
+    groups = list(_groups(units, PART_CHARS))
     eid = extractor_id(extractor)
     for k, group in enumerate(groups):
         if k < first:

@@ -172,7 +172,8 @@ def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable
     `worker_setup`: a picklable callable returning (extract, extract_many) inside a worker process.
     `extract_parts(doc, first_part)`: facts of a long document part by part (`govfacts.infer.api.extract_parts`);
     with it, a document longer than `long_chars` is journalled after each part, so an interrupted run resumes
-    inside it instead of starting it over (in this process; worker processes journal whole documents).
+    inside it instead of starting it over, and shorter documents are extracted and journalled in groups of at
+    most `long_chars` characters (in this process; worker processes journal whole chunks).
     """
     output = Path(output)
     output_format(output)  # fail early on an unknown extension
@@ -189,10 +190,10 @@ def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable
                 read = _read_chunk(chunk)
                 long = [r for r in read if not isinstance(r, dict) and len(r.text) > long_chars]
                 short = [(f, r) for f, r in zip(chunk, read) if not any(r is x for x in long)]
-                if short:  # the short documents first, together, as they finish
-                    append_records(journal, chunk_records([f for f, _ in short], [r for _, r in short], extract,
+                for group in _by_size(short, long_chars):  # the short documents first, a few seconds' worth at a time
+                    append_records(journal, chunk_records([f for f, _ in group], [r for _, r in group], extract,
                                                           extract_many), done)
-                    bar.update(len(short))
+                    bar.update(len(group))
                 for doc in long:
                     append_records(journal, [_by_parts(journal, doc, parts.get(doc.path, {}), extract_parts)], done)
                     bar.update(1)
@@ -202,6 +203,21 @@ def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable
                 bar.update(len(chunk))
     bar.close()
     return finish_batch(result, files, done, errors, jpath)
+
+
+def _by_size(items: list, limit: int) -> Iterable[list]:
+    """(file, read result) pairs in groups of at most `limit` document characters (at least one pair each):
+    what is extracted together is journalled together, so an interruption loses at most one group."""
+    group, size = [], 0
+    for f, r in items:
+        n = 0 if isinstance(r, dict) else len(r.text)
+        if group and size + n > limit:
+            yield group
+            group, size = [], 0
+        group.append((f, r))
+        size += n
+    if group:
+        yield group
 
 
 def _by_parts(journal, doc, have: dict[int, dict], extract_parts) -> dict:

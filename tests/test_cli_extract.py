@@ -148,7 +148,7 @@ def test_a_long_document_is_journalled_part_by_part_and_resumed_inside(tmp_path,
     from govfacts.infer.batch import journal_path, run_batch
     from govfacts.infer.loader import load
 
-    monkeypatch.setattr(api, "GROUP_CHARS", 60_000)  # parts of ~60k characters
+    monkeypatch.setattr(api, "PART_CHARS", 60_000)  # parts of ~60k characters
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     text = (Path(__file__).resolve().parents[1] / "data" / "samples" / "gov-pingtan-2021.txt").read_text(encoding="utf-8")

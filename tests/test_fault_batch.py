@@ -167,3 +167,44 @@ def test_kill_and_resume_keeps_every_fact_exactly_once(samples, tmp_path, worker
     reasons = " | ".join(errors.values())
     for word in ("binary", "empty file", "undecodable", "broken PDF", "no text content"):
         assert word in reasons
+
+
+def test_kills_more_frequent_than_a_long_document_still_finish(samples, tmp_path):
+    """Killed again and again, each time sooner than the 2 MB report inside the corpus takes, the run
+    still advances (a long document is journalled part by part, short ones a few at a time) and the
+    final output equals an uninterrupted run's."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(samples.glob("*.txt"))}
+    big_text = texts["gov-pingtan-2021.txt"] + "\n"
+    (corpus / "a-big.txt").write_text(big_text * (2_000_000 // len(big_text.encode("utf-8")) + 1), encoding="utf-8")
+    assert (corpus / "a-big.txt").stat().st_size >= 2_000_000
+    for name, text in texts.items():
+        (corpus / f"b-{name}").write_text(text, encoding="utf-8")
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "r.txt").write_text(texts["hrss-zhengzhou-2017.txt"], encoding="utf-8")
+
+    def run(src, out, *extra):
+        t0 = time.monotonic()
+        res = subprocess.run([str(EXE), "extract", str(src), "-o", str(out), "--model", "rules", "-q", *extra],
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        return time.monotonic() - t0
+
+    start = run(one, tmp_path / "one.jsonl")  # start-up and one short report
+    ref = tmp_path / "ref.jsonl"
+    whole = run(corpus, ref)
+    interval = start + 0.4 * max(0.0, whole - start)  # well short of the big report's share of the run
+    out = tmp_path / "facts.jsonl"
+    cmd = [str(EXE), "extract", str(corpus), "-o", str(out), "--model", "rules", "-q"]
+    kills, finished = 0, False
+    for attempt in range(30):
+        if not _kill_at_random(cmd + (["--resume"] if attempt else []), out, interval):
+            finished = True
+            break
+        kills += 1
+        assert journal_path(out).exists() and not out.exists()
+    assert finished, f"no run finished in 30 attempts, each killed after {interval:.1f} s (whole run {whole:.1f} s)"
+    assert kills >= 2, f"only {kills} kills (interval {interval:.1f} s, whole run {whole:.1f} s)"
+    assert _by_doc(out) == _by_doc(ref)
