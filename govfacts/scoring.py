@@ -222,15 +222,33 @@ def paired_bootstrap(a: list[FactMatch], b: list[FactMatch], doc_ids: list[str],
     """Fact F1 of A minus that of B on the same resampled documents: the difference, its percentile
     interval and the share of samples where A is better. "A beats B" is claimed only when the whole
     interval lies above zero (`a_better`)."""
-    import numpy as np
-
     if not doc_ids:
         return {"diff": None, "low": None, "high": None, "p_a_better": None, "a_better": False, "b_better": False}
-    ca, cb = _doc_counts(a, doc_ids), _doc_counts(b, doc_ids)
-    idx = _resample(len(doc_ids), samples, seed)
+    return paired_bootstrap_counts(_doc_counts(a, doc_ids), _doc_counts(b, doc_ids), samples, seed, level)
+
+
+def paired_bootstrap_counts(ca, cb, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0, level: float = 0.95) -> dict:
+    """`paired_bootstrap` from per-document (tp, predicted, gold) counts [n_docs, 3] of A and B (as kept by
+    a cross-validation, whose documents were scored in different runs)."""
+    import numpy as np
+
+    ca, cb = np.asarray(ca, dtype=float), np.asarray(cb, dtype=float)
+    idx = _resample(len(ca), samples, seed)
     d = _f1(ca[idx].sum(axis=1)) - _f1(cb[idx].sum(axis=1))
     q = (1 - level) / 2
     low, high = float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
     return {"diff": float(_f1(ca.sum(axis=0)) - _f1(cb.sum(axis=0))), "low": low, "high": high,
             "p_a_better": float((d > 0).mean()), "a_better": low > 0, "b_better": high < 0,
             "samples": samples, "level": level}
+
+
+def doc_counts(matches: list[FactMatch], doc_ids: list[str]) -> list[list[int]]:
+    """Per document of `doc_ids`: [tp, predicted, gold] fact counts."""
+    return [[int(x) for x in row] for row in _doc_counts(matches, doc_ids)]
+
+
+def f1_of_counts(counts) -> float:
+    """Micro fact F1 of summed (tp, predicted, gold) counts."""
+    import numpy as np
+
+    return float(_f1(np.asarray(counts, dtype=float).reshape(-1, 3).sum(axis=0)))

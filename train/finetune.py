@@ -42,6 +42,7 @@ class FinetuneSettings:
     """configs/finetune.yaml (every default lives there; the file documents each key)."""
 
     base_model: str
+    base_layers: Optional[int]
     annotations: str
     splits: str
     output_dir: str
@@ -160,7 +161,9 @@ def _param_groups(model, cfg: dict) -> list[dict]:
     return out
 
 
-def _load_base(spec: str, labels):
+def _load_base(spec: str, labels, layers: Optional[int] = None):
+    """The base checkpoint with a fresh token-classification head; `layers`: keep only its first N encoder
+    layers (a smaller, faster tagger from the same pretraining)."""
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(spec, trust_remote_code=False)
@@ -173,7 +176,8 @@ def _load_base(spec: str, labels):
         warnings.warn(f"{spec}: its classifier head has other labels of the same count; it is reused as is")
     model = AutoModelForTokenClassification.from_pretrained(
         spec, num_labels=len(labels.bio_tags), id2label=labels.id2label, label2id=labels.label2id,
-        ignore_mismatched_sizes=True, trust_remote_code=False)
+        ignore_mismatched_sizes=True, trust_remote_code=False,
+        **({"num_hidden_layers": int(layers)} if layers else {}))
     return model, tokenizer
 
 
@@ -194,7 +198,7 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
     train_docs = load_split("train", ann, splits)
     dev_docs = load_split("dev", ann, splits)
 
-    model, tokenizer = _load_base(base, labels)
+    model, tokenizer = _load_base(base, labels, cfg.base_layers)
     max_len, stride = int(cfg.max_len), int(cfg.stride)
     max_pos = getattr(model.config, "max_position_embeddings", None)
     if max_pos and max_len > max_pos:

@@ -1,4 +1,5 @@
-"""`govfacts train …`: build our own Chinese BERT (pretrain) and the span tagger (finetune)."""
+"""`govfacts train …`: build our own Chinese BERT (pretrain), the span tagger (finetune), and choose
+fine-tuning recipes by cross-validation over agencies (cv)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,9 @@ import typer
 import yaml
 
 from govfacts.paths import CONFIGS
+from govfacts.train.crossval import load_cv_settings
+from govfacts.train.crossval import markdown as cv_markdown
+from govfacts.train.crossval import run as run_cv
 from govfacts.train.finetune import finetune as run_finetune
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pretrain the base model, fine-tune the tagger.")
@@ -43,3 +47,16 @@ def finetune(config: Path = typer.Option(CONFIGS / "finetune.yaml", "--config", 
     if base:
         over["base_model"] = base
     typer.echo(run_finetune(config, over))
+
+
+@app.command()
+def cv(config: Path = typer.Option(CONFIGS / "crossval.yaml", "--config", "-c"),
+       set_: List[str] = typer.Option([], "--set", help="Override a config key: KEY=VALUE (YAML value).")) -> None:
+    """Grouped k-fold cross-validation over agencies: every recipe × fold × seed fine-tuned and scored
+    beside the rules on held-out agencies; resumes; summary in OUT_DIR/cv.md."""
+    try:
+        cfg = load_cv_settings(config, overrides(set_))
+    except (ValueError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2)
+    typer.echo(cv_markdown(run_cv(cfg, progress=lambda m: typer.echo(m, err=True))))

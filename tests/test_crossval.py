@@ -1,0 +1,100 @@
+"""Grouped cross-validation over agencies: folds never split an agency, every run is scored beside the
+rules on its held-out agencies, results are kept per run and a second call resumes (tiny real training)."""
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import corpus_docs
+
+ROOT = Path(__file__).resolve().parents[1]
+POOL = ["hrss-jilin-province-2014", "hr-dongguan-2015", "gov-pingtan-2011", "gov-pingtan-2015", "gov-suqian-2023",
+        "extra-001", "extra-002"]
+
+
+def _tiny_base(out: Path) -> Path:
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from govfacts.train.vocab import build_tokenizer
+
+    docs = corpus_docs()
+    tok = build_tokenizer([docs[i].text for i in POOL], out)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128, pad_token_id=tok.pad_token_id or 0)
+    BertForMaskedLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_grouped_crossval_runs_scores_and_resumes(tmp_path):
+    from govfacts.train.crossval import agency_of, load_cv_settings, make_folds, plan, run
+
+    assert agency_of("gov-pingtan-2013", {}) == agency_of("gov-pingtan-2024", {}) == "gov-pingtan"
+    assert agency_of("gov-pingtan-2013-tax", {}) == "gov-pingtan-tax"
+    assert agency_of("extra-001", {"extra-001": {"agency": "厦门市人力资源和社会保障局"}}) == "厦门市人力资源和社会保障局"
+
+    splits = tmp_path / "splits.yaml"
+    splits.write_text(yaml.safe_dump({"train": POOL[:5] + ["neg-0*"], "dev": POOL[5:], "test": ["gov-pingtan-2022"]}),
+                      encoding="utf-8")
+    base = _tiny_base(tmp_path / "base")
+    tiny = {"base_model": str(base), "base_layers": 1, "epochs": 1, "max_steps": 2, "batch_size": 8,
+            "num_threads": 1, "eval_every": 1, "max_minutes": 2, "augment": 0}
+    conf = yaml.safe_load((ROOT / "configs" / "crossval.yaml").read_text(encoding="utf-8"))
+    conf.update(splits=str(splits), folds=2, seeds=[0], recipes={"tiny": tiny}, out_dir=str(tmp_path / "cv"),
+                inner_dev_share=0.2, calibrate=False)  # calibration has its own tests; here it is slow
+    (tmp_path / "crossval.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    cfg = load_cv_settings(tmp_path / "crossval.yaml")
+    assert list(cfg.recipes) == ["tiny"]
+    p = plan(cfg)
+    folded = [g for f in p.folds for g in f]
+    assert sorted(folded) == sorted(p.groups) and len(folded) == len(set(folded))  # an agency is in one fold
+    assert "gov-pingtan" in p.groups and len(p.groups["gov-pingtan"]) == 2
+    assert p.always and all(d.startswith("neg-0") for d in p.always)  # trained on, never scored
+    assert not any(d.doc_id == "gov-pingtan-2022" for g in p.groups.values() for d in g)  # test never pooled
+    assert make_folds(p.groups, 2) == p.folds  # deterministic
+
+    s = run(cfg, progress=lambda m: None)
+    results = sorted((tmp_path / "cv" / "results").glob("*.json"))
+    assert [r.name for r in results] == ["tiny-f0-s0.json", "tiny-f1-s0.json"]
+    scored = []
+    for r in results:
+        res = json.loads(r.read_text(encoding="utf-8"))
+        train = yaml.safe_load((tmp_path / "cv" / f"tiny-f{res['fold']}-s0" / "splits.yaml").read_text("utf-8"))
+        assert not set(res["docs"]) & set(train["train"] + train["dev"])  # held-out agencies never trained on
+        assert len(res["tagger"]["counts"]) == len(res["docs"]) == len(res["rules"]["counts"])
+        assert 0 <= res["tagger"]["f1"] <= 1 and res["rules"]["f1"] > 0.5  # the rules find these reports' facts
+        assert not (tmp_path / "cv" / f"tiny-f{res['fold']}-s0" / "model").exists()  # deleted once scored
+        scored += res["docs"]
+    assert sorted(scored) == sorted(d.doc_id for g in p.groups.values() for d in g)
+    x = s["recipes"]["tiny"]
+    assert x["complete"] and x["runs"] == 2 and x["vs_rules"]["low"] <= x["vs_rules"]["diff"] <= x["vs_rules"]["high"]
+    md = (tmp_path / "cv" / "cv.md").read_text(encoding="utf-8")
+    assert "| tiny | 2 |" in md and "rules" in md
+
+    mtimes = [r.stat().st_mtime_ns for r in results]
+    seen = []
+    run(cfg, progress=seen.append)  # resumes: nothing is trained again
+    assert [r.stat().st_mtime_ns for r in results] == mtimes and all("done before" in m for m in seen)
+
+
+def test_base_layers_keeps_the_first_layers_of_the_base(tmp_path):
+    """`base_layers: N` fine-tunes the first N encoder layers of the base, with their pretrained weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    from govfacts.train.finetune import finetune
+
+    base = _tiny_base(tmp_path / "base")
+    splits = tmp_path / "splits.yaml"
+    splits.write_text(yaml.safe_dump({"train": POOL[:2], "dev": POOL[5:6], "test": []}), encoding="utf-8")
+    out = finetune(None, {"base_model": str(base), "base_layers": 1, "annotations": str(ROOT / "annotations"),
+                          "splits": str(splits), "output_dir": str(tmp_path / "t"), "epochs": 1, "max_steps": 1,
+                          "num_threads": 1, "progress": False, "augment": 0})
+    conf = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert conf["num_hidden_layers"] == 1
+    got, pre = load_file(str(out / "model.safetensors")), load_file(str(base / "model.safetensors"))
+    assert not any(".layer.1." in k for k in got)
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    assert torch.allclose(got[key], pre[key], atol=5e-3)  # the base's layer 0 after one small step, not a fresh one

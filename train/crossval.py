@@ -1,0 +1,266 @@
+"""Recipe selection by grouped k-fold cross-validation over agencies.
+
+One dev split of a few dozen documents cannot tell two fine-tuning recipes apart, and the hidden
+evaluation holds agencies govfacts has never seen. So the labelled documents of the pooled splits
+(train and dev; the test split is never read) are grouped by the agency that published them
+(annotations/MANIFEST.tsv), the groups dealt into k folds balanced by gold spans, and every recipe is
+fine-tuned k times per seed: on the other folds, with an inner dev group for epoch selection and
+calibration, and scored on the held-out fold with the rules beside it. Per-document fact counts are
+kept, so the summary gives each recipe's mean ± sd over folds×seeds, its pooled F1 and a paired
+bootstrap against the rules and against the other recipes. Each (recipe, fold, seed) result is
+written as soon as it is done and skipped when present: a long run resumes.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import yaml
+
+from govfacts.annotations import AnnotatedDoc, load_corpus
+from govfacts.atomic import write_text_atomic
+from govfacts.infer.api import extract_documents
+from govfacts.infer.loader import InferSettings, load
+from govfacts.paths import CONFIGS, resolve
+from govfacts.records import Document
+from govfacts.scoring import doc_counts, f1_of_counts, match_facts, paired_bootstrap_counts
+from govfacts.settings import load_settings
+from govfacts.splits import split_members
+from govfacts.train.calibrate import calibrate
+from govfacts.train.finetune import finetune
+
+_YEAR = re.compile(r"^(?P<head>.+?)-(19|20)\d\d[a-z]?(?P<tail>-.+)?$")
+
+
+@dataclass(frozen=True)
+class CrossvalSettings:
+    """configs/crossval.yaml."""
+
+    annotations: str
+    splits: str
+    pool: list  # splits whose documents are dealt into folds (never `test`)
+    train_only: list  # doc-id patterns always trained on, never scored (sentences without claims)
+    folds: int
+    seeds: list
+    inner_dev_share: float  # share of a fold run's training spans held out (whole groups) for epoch selection
+    recipes: dict  # name → finetune overrides
+    calibrate: bool  # fit temperature / threshold / Platt map on the inner dev, as the shipped model is
+    out_dir: str
+    keep_models: bool
+
+
+def load_cv_settings(path: str | Path | None = None, overrides: Optional[dict] = None) -> CrossvalSettings:
+    s = load_settings(CrossvalSettings, path or CONFIGS / "crossval.yaml", overrides)
+    if "test" in s.pool:
+        raise ValueError("crossval: the test split is never pooled (it is held out for the final report)")
+    if s.folds < 2:
+        raise ValueError("crossval: folds must be >= 2")
+    return s
+
+
+def agency_of(doc_id: str, manifest: dict[str, dict]) -> str:
+    """The agency that published a document: MANIFEST's agency, else its source's host, else its doc id
+    without the year (gov-pingtan-2013 and gov-pingtan-2024 are one agency; gov-pingtan-2013-tax another)."""
+    row = manifest.get(doc_id, {})
+    if row.get("agency"):
+        return row["agency"]
+    m = _YEAR.match(doc_id)
+    if m:
+        return m.group("head") + (m.group("tail") or "")
+    src = row.get("source", "")
+    host = re.match(r"https?://([^/]+)", src)
+    return host.group(1) if host else doc_id
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
+    return {r["doc_id"]: r for r in csv.DictReader(lines, delimiter="\t")}
+
+
+def make_folds(groups: dict[str, list[AnnotatedDoc]], k: int) -> list[list[str]]:
+    """Groups dealt into `k` folds: largest first (by gold spans, then name), each to the fold with the
+    fewest spans so far; deterministic."""
+    folds: list[list[str]] = [[] for _ in range(k)]
+    load_ = [0] * k
+    for g in sorted(groups, key=lambda g: (-sum(len(d.spans) for d in groups[g]), g)):
+        i = min(range(k), key=lambda j: (load_[j], j))
+        folds[i].append(g)
+        load_[i] += sum(len(d.spans) for d in groups[g])
+    return folds
+
+
+def inner_dev(groups: dict[str, list[AnnotatedDoc]], train_groups: list[str], share: float, seed: int) -> list[str]:
+    """Whole groups of the training folds holding about `share` of their spans, drawn with `seed`."""
+    import random
+
+    order = sorted(train_groups)
+    random.Random(seed).shuffle(order)
+    total = sum(len(d.spans) for g in train_groups for d in groups[g])
+    out, got = [], 0
+    for g in order:
+        if got >= share * total:
+            break
+        n = sum(len(d.spans) for d in groups[g])
+        if n == 0 or (out and got + n > 2 * share * total):
+            continue
+        out.append(g)
+        got += n
+    return out
+
+
+@dataclass
+class Plan:
+    groups: dict[str, list[AnnotatedDoc]]
+    folds: list[list[str]]
+    always: list[str]  # train-only doc ids
+
+
+def plan(cfg: CrossvalSettings) -> Plan:
+    ann = resolve(cfg.annotations)
+    corpus = load_corpus(ann)
+    members = split_members(resolve(cfg.splits), corpus)
+    pooled = [d for sp in cfg.pool for d in members.get(sp, [])]
+    from fnmatch import fnmatchcase
+
+    always = [d for d in pooled if any(fnmatchcase(d, p) for p in cfg.train_only)]
+    manifest = read_manifest(ann / "MANIFEST.tsv") if (ann / "MANIFEST.tsv").exists() else {}
+    groups: dict[str, list[AnnotatedDoc]] = {}
+    for d in pooled:
+        if d not in always:
+            groups.setdefault(agency_of(d, manifest), []).append(corpus[d])
+    if len(groups) < cfg.folds:
+        raise ValueError(f"crossval: {len(groups)} agencies cannot fill {cfg.folds} folds")
+    return Plan(groups=groups, folds=make_folds(groups, cfg.folds), always=always)
+
+
+def run_one(cfg: CrossvalSettings, p: Plan, recipe: str, fold: int, seed: int, out: Path,
+            finetune_fn: Callable = finetune) -> dict:
+    """Fine-tune `recipe` without fold `fold`, calibrate on the inner dev, score tagger and rules on the fold."""
+    held = p.folds[fold]
+    train_groups = [g for i, f in enumerate(p.folds) if i != fold for g in f]
+    dev_groups = inner_dev(p.groups, train_groups, cfg.inner_dev_share, seed)
+    ids = lambda gs: [d.doc_id for g in gs for d in p.groups[g]]  # noqa: E731
+    run_dir = out / f"{recipe}-f{fold}-s{seed}"
+    splits = run_dir / "splits.yaml"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_ids = [d for d in ids([g for g in train_groups if g not in dev_groups])] + p.always
+    splits.write_text(yaml.safe_dump({"train": train_ids, "dev": ids(dev_groups), "test": []}, allow_unicode=True),
+                      encoding="utf-8")
+    model_dir = run_dir / "model"
+    over = {**(cfg.recipes[recipe] or {}), "annotations": str(resolve(cfg.annotations)), "splits": str(splits),
+            "output_dir": str(model_dir), "seed": int(seed), "progress": False}
+    finetune_fn(None, over)
+    if cfg.calibrate:
+        calibrate(model_dir, resolve(cfg.annotations), splits, "dev", run_dir / "calibration", int8=False)
+    docs = [d for g in held for d in p.groups[g]]
+    doc_ids = [d.doc_id for d in docs]
+    result = {"recipe": recipe, "fold": fold, "seed": seed, "held_out": held, "inner_dev": dev_groups,
+              "docs": doc_ids, "spans": sum(len(d.spans) for d in docs)}
+    for name, spec in (("tagger", str(model_dir)), ("rules", "rules")):
+        ex = load(spec, InferSettings.load(runtime="torch", quantize=False))  # float: no runtime measuring per fold
+        facts = extract_documents(ex, [Document(d.doc_id, d.doc_id, d.text) for d in docs], tables=False)
+        matches = [m for d, fs in zip(docs, facts) for m in match_facts(d, [f.to_span() for f in fs])]
+        counts = doc_counts(matches, doc_ids)
+        result[name] = {"f1": f1_of_counts(counts), "counts": counts}
+    if not cfg.keep_models:
+        shutil.rmtree(model_dir, ignore_errors=True)
+    return result
+
+
+def run(cfg: CrossvalSettings, progress: Callable[[str], None] = print, finetune_fn: Callable = finetune) -> dict:
+    """Every (recipe, fold, seed) not yet done, then the summary (cv.json, cv.md) in `out_dir`."""
+    out = resolve(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    p = plan(cfg)
+    write_text_atomic(out / "folds.json", json.dumps({"folds": p.folds, "train_only": len(p.always),
+                                                      "docs_per_fold": [[d.doc_id for g in f for d in p.groups[g]]
+                                                                        for f in p.folds]},
+                                                     ensure_ascii=False, indent=1))
+    jobs = [(r, f, s) for r in cfg.recipes for s in cfg.seeds for f in range(cfg.folds)]
+    for i, (recipe, fold, seed) in enumerate(jobs, 1):
+        path = out / "results" / f"{recipe}-f{fold}-s{seed}.json"
+        if path.exists():
+            progress(f"[{i}/{len(jobs)}] {recipe} fold {fold} seed {seed}: done before")
+            continue
+        progress(f"[{i}/{len(jobs)}] {recipe} fold {fold} seed {seed}: fine-tuning …")
+        res = run_one(cfg, p, recipe, fold, seed, out, finetune_fn)
+        write_text_atomic(path, json.dumps(res, ensure_ascii=False, indent=1))
+        progress(f"[{i}/{len(jobs)}] {recipe} fold {fold} seed {seed}: tagger {res['tagger']['f1']:.3f}, "
+                 f"rules {res['rules']['f1']:.3f}")
+    summary = summarize(out, list(cfg.recipes), cfg)
+    write_text_atomic(out / "cv.json", json.dumps(summary, ensure_ascii=False, indent=1))
+    write_text_atomic(out / "cv.md", markdown(summary))
+    return summary
+
+
+def summarize(out: Path, recipes: list[str], cfg: CrossvalSettings) -> dict:
+    """Per recipe: fact F1 mean ± sd over (fold, seed) runs and pooled over all held-out documents, the
+    rules on the same documents, paired bootstraps (recipe − rules, recipe − other recipe) per seed, pooled."""
+    res = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "results").glob("*.json"))]
+    by = {r: [x for x in res if x["recipe"] == r] for r in recipes}
+    summary: dict = {"folds": cfg.folds, "seeds": list(cfg.seeds), "recipes": {}, "pairs": []}
+
+    def stacked(runs, who):  # documents of every fold, seed after seed: one row per (seed, document)
+        return [row for x in sorted(runs, key=lambda x: (x["seed"], x["fold"])) for row in x[who]["counts"]]
+
+    for r, runs in by.items():
+        if not runs:
+            continue
+        f1s = [x["tagger"]["f1"] for x in runs]
+        rules = [x["rules"]["f1"] for x in runs]
+        summary["recipes"][r] = {
+            "runs": len(runs), "complete": len(runs) == cfg.folds * len(cfg.seeds),
+            "mean": statistics.mean(f1s), "sd": statistics.stdev(f1s) if len(f1s) > 1 else 0.0,
+            "rules_mean": statistics.mean(rules), "rules_sd": statistics.stdev(rules) if len(rules) > 1 else 0.0,
+            "pooled": f1_of_counts(stacked(runs, "tagger")), "rules_pooled": f1_of_counts(stacked(runs, "rules")),
+            "vs_rules": paired_bootstrap_counts(stacked(runs, "tagger"), stacked(runs, "rules")),
+        }
+    names = [r for r in recipes if summary["recipes"].get(r, {}).get("complete")]
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            summary["pairs"].append({"a": a, "b": b, **paired_bootstrap_counts(stacked(by[a], "tagger"),
+                                                                             stacked(by[b], "tagger"))})
+    return summary
+
+
+def _verdict(d: dict) -> str:
+    return "A better" if d["a_better"] else "B better" if d["b_better"] else "no difference shown"
+
+
+def markdown(s: dict) -> str:
+    lines = [f"# Grouped {s['folds']}-fold cross-validation over agencies, seeds {s['seeds']}", "",
+             "Fact F1 on held-out agencies (mean ± sd over fold × seed runs; pooled over all held-out documents). "
+             "Paired bootstrap over documents, 95 %.", "",
+             "| recipe | runs | tagger mean ± sd | rules mean ± sd | tagger pooled | rules pooled | tagger − rules [95 % CI] |",
+             "|---|---|---|---|---|---|---|"]
+    for r, x in s["recipes"].items():
+        v = x["vs_rules"]
+        lines.append(f"| {r} | {x['runs']}{'' if x['complete'] else ' (incomplete)'} | {x['mean']:.3f} ± {x['sd']:.3f} | "
+                     f"{x['rules_mean']:.3f} ± {x['rules_sd']:.3f} | {x['pooled']:.3f} | {x['rules_pooled']:.3f} | "
+                     f"{v['diff']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}] {_verdict(v)} |")
+    if s["pairs"]:
+        lines += ["", "| A | B | A − B [95 % CI] |", "|---|---|---|"]
+        lines += [f"| {p['a']} | {p['b']} | {p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}] {_verdict(p)} |"
+                  for p in s["pairs"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m govfacts.train.crossval", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default=None, help="default: configs/crossval.yaml")
+    a = ap.parse_args(argv)
+    s = run(load_cv_settings(a.config))
+    print(markdown(s))
+
+
+if __name__ == "__main__":
+    main()
+
