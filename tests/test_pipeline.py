@@ -11,7 +11,7 @@ spec.loader.exec_module(pipeline)
 
 def test_project_file_names_existing_inputs():
     steps = pipeline.load_project()
-    assert list(steps) == ["pretrain", "finetune", "calibrate", "evaluate", "bench"]
+    assert list(steps) == ["pretrain", "crossval", "finetune", "calibrate", "evaluate", "bench"]
     for name, step in steps.items():
         missing = [d for d in step["deps"] if not (ROOT / d).exists()]
         assert not missing, (name, missing)
