@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from govfacts.infer.facts import facts_from_spans
 from govfacts.infer.loader import InferSettings, extractor_id, load
@@ -121,7 +121,7 @@ def extract_documents(extractor, docs: Sequence[Document], tables: bool = True) 
     """
     units = [(di, off, seg) for di, d in enumerate(docs) for off, seg in segments(d.text)]
     spans: list[list[Span]] = [[] for _ in docs]
-    for group in _groups(units, GROUP_CHARS):
+    for group in groups_by_size(units, GROUP_CHARS):
         _group_spans(extractor, group, spans)
     eid = extractor_id(extractor)
     return [facts_from_spans(d, ss, eid, tables) for d, ss in zip(docs, spans)]
@@ -133,7 +133,7 @@ def extract_parts(extractor, doc: Document, first: int = 0, tables: bool = True)
     goes and an interruption loses seconds of work, not the document. The parts' facts, in order, are
     exactly `extract_documents(extractor, [doc])[0]`; the table facts come with the last part."""
     units = [(0, off, seg) for off, seg in segments(doc.text)]
-    groups = list(_groups(units, PART_CHARS))
+    groups = list(groups_by_size(units, PART_CHARS))
     eid = extractor_id(extractor)
     for k, group in enumerate(groups):
         if k < first:
@@ -159,14 +159,18 @@ def _shift(s: Span, off: int) -> Span:
     return Span(s.start + off, s.end + off, s.label, s.text, s.score)
 
 
-def _groups(units: list, limit: int) -> Iterable[list]:
-    group, size = [], 0
-    for u in units:
-        if group and size + len(u[2]) > limit:
+def groups_by_size(items: Iterable, limit: int, size: Callable[[object], int] = lambda u: len(u[2])
+                   ) -> Iterable[list]:
+    """`items` in order, in groups of at most `limit` total `size` (at least one item each): what is handed
+    to the extractor together (segments: their characters) and what a batch journals together."""
+    group, total = [], 0
+    for u in items:
+        n = size(u)
+        if group and total + n > limit:
             yield group
-            group, size = [], 0
+            group, total = [], 0
         group.append(u)
-        size += len(u[2])
+        total += n
     if group:
         yield group
 

@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Optional
 from tqdm import tqdm
 
 from govfacts.factsio import atomic_path, output_format, write_facts
+from govfacts.infer.api import groups_by_size
 from govfacts.reader import SUPPORTED_SUFFIXES, ReadError, read_document
 from govfacts.records import Fact, ReadFailure
 
@@ -190,7 +191,9 @@ def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable
                 read = _read_chunk(chunk)
                 long = [r for r in read if not isinstance(r, dict) and len(r.text) > long_chars]
                 short = [(f, r) for f, r in zip(chunk, read) if not any(r is x for x in long)]
-                for group in _by_size(short, long_chars):  # the short documents first, a few seconds' worth at a time
+                # the short documents first, a few seconds' worth at a time: what is extracted together is
+                # journalled together, so an interruption loses at most one group
+                for group in groups_by_size(short, long_chars, _chars):
                     append_records(journal, chunk_records([f for f, _ in group], [r for _, r in group], extract,
                                                           extract_many), done)
                     bar.update(len(group))
@@ -205,19 +208,9 @@ def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable
     return finish_batch(result, files, done, errors, jpath)
 
 
-def _by_size(items: list, limit: int) -> Iterable[list]:
-    """(file, read result) pairs in groups of at most `limit` document characters (at least one pair each):
-    what is extracted together is journalled together, so an interruption loses at most one group."""
-    group, size = [], 0
-    for f, r in items:
-        n = 0 if isinstance(r, dict) else len(r.text)
-        if group and size + n > limit:
-            yield group
-            group, size = [], 0
-        group.append((f, r))
-        size += n
-    if group:
-        yield group
+def _chars(item) -> int:
+    """Characters of a (file, read result) pair: 0 for a file that could not be read."""
+    return 0 if isinstance(item[1], dict) else len(item[1].text)
 
 
 def _by_parts(journal, doc, have: dict[int, dict], extract_parts) -> dict:
