@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -35,7 +36,7 @@ class FileTokenizer:
     """A `tokenizer.json` behind the calls the window encoder makes on a transformers fast tokenizer:
     `tok(text, add_special_tokens, truncation, max_length, return_offsets_mapping,
     return_special_tokens_mask)`, `num_special_tokens_to_add`, `pad_token_id`; same ids and offsets
-    (tests/test_checkpoint.py compares them on real reports)."""
+    (tests/test_onnx_runtime.py compares them on real reports)."""
 
     is_fast = True
 
@@ -92,32 +93,42 @@ def is_local_checkpoint(spec: str | Path) -> bool:
         any(d.glob("*.safetensors"))
 
 
-def _weights(directory: str | Path) -> list[Path]:
+def _weights_digest(directory: str | Path) -> str:
+    """sha256 (hex) of a directory's safetensors files read in name order, '' when it has none. Read once
+    per process and file state: loading a tagger asks for it up to three times (version, runtime choice,
+    ONNX export), and each read is the whole weights file."""
     d = Path(directory)
-    return sorted(d.glob("*.safetensors")) if d.is_dir() else []
+    files = sorted(d.glob("*.safetensors")) if d.is_dir() else []
+    state = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    return _digest_of(state)
 
 
-def _digest(files: list[Path], n: int) -> str:
+@lru_cache(maxsize=8)
+def _digest_of(state: tuple) -> str:
+    if not state:
+        return ""
     h = hashlib.sha256()
-    for f in files:
-        with open(f, "rb") as fh:
+    for path, _, _ in state:
+        with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-    return h.hexdigest()[:n]
+    return h.hexdigest()
 
 
 def checkpoint_key(directory: str | Path) -> str:
-    """First 16 hex digits of the sha256 of a directory's config.json and safetensors weights: names
-    the ONNX export and the runtime choice of exactly this model ('' when it has no weights)."""
-    files = _weights(directory)
-    return _digest([Path(directory) / "config.json", *files], 16) if files else ""
+    """First 16 hex digits of the sha256 of a directory's config.json and its weights' digest: names the
+    ONNX export and the runtime choice of exactly this model ('' when it has no weights)."""
+    weights = _weights_digest(directory)
+    if not weights:
+        return ""
+    config = (Path(directory) / "config.json").read_bytes()
+    return hashlib.sha256(config + weights.encode("ascii")).hexdigest()[:16]
 
 
 def weights_hash(directory: str | Path) -> str:
     """First 12 hex digits of the sha256 of a local model's weight files: its version when config.json
     names none ('' for hub names)."""
-    files = _weights(directory)
-    return _digest(files, 12) if files else ""
+    return _weights_digest(directory)[:12]
 
 
 def load_torch_model(spec: str, device: str = "cpu"):

@@ -112,13 +112,16 @@ def measure(tagger, pool: list[Candidate], same_spans_only: bool = True) -> Runt
     (the float model when none does). Without `same_spans_only` (int8 asked for explicitly) the fastest wins."""
     views = [build_view(t) for t in PROBE.read_text(encoding="utf-8").split("\n\n") if t.strip()]
     batches = list(tagger.window_batches(views))
-    reference = _spans(_variant(tagger, Candidate("torch", False)), views, batches)
-    seconds, same = {}, {}
+    float_torch = Candidate("torch", False)
+    spans, seconds = {}, {}
     for cand in pool:
         variant = _variant(tagger, cand)
         seconds[cand.name] = _time(variant, batches)
-        same[cand.name] = _spans(variant, views, batches) == reference
-    eligible = ([c for c in pool if same[c.name]] or [Candidate("torch", False)]) if same_spans_only else pool
+        spans[cand.name] = _spans(variant, views, batches)
+    if float_torch.name not in spans:  # int8 only: the float model is still the reference
+        spans[float_torch.name] = _spans(_variant(tagger, float_torch), views, batches)
+    same = {c.name: spans[c.name] == spans[float_torch.name] for c in pool}
+    eligible = ([c for c in pool if same[c.name]] or [float_torch]) if same_spans_only else pool
     best = min(eligible, key=lambda c: seconds.get(c.name, float("inf")))
     return RuntimeChoice(best.runtime, best.int8, seconds={k: round(v, 5) for k, v in seconds.items()},
                          same_spans=same, cpu=cpu_info()["model"])
@@ -129,9 +132,8 @@ def _variant(tagger, cand: Candidate):
     v = copy.copy(tagger)
     v.options = copy.copy(tagger.options)
     v.runner, v.quantized = None, False
-    v.model = tagger.model
+    v._model = tagger.model  # the same float weights (the setter would mark them as other weights)
     if cand.runtime == "onnx":
-        v._local = tagger._local  # the directory's files still name the float weights
         v.use_onnx(int8=cand.int8)
     elif cand.int8:
         v.quantize()  # a quantised copy: the float weights stay the reference's
