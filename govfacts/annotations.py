@@ -7,6 +7,7 @@ fields: `data.ignore` (out-of-scope table regions, [[start, end], ...]) and `dat
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,14 @@ def task_to_doc(task: dict) -> AnnotatedDoc:
                         not_tagged=list(data.get("not_tagged") or []), task_id=task.get("id"),
                         offset=int(data.get("offset") or 0),
                         meta={k: v for k, v in data.items() if k not in ("text", "ignore", "not_tagged")})
+
+
+def data_hash(docs: Iterable[AnnotatedDoc]) -> str:
+    """sha256 (hex) of what gold documents are: doc ids, texts, spans and out-of-scope regions, in doc-id
+    order. Evaluation reports print it; the annotator loop names the test split it compares models on by it."""
+    payload = [(d.doc_id, d.text, [(s.start, s.end, s.label) for s in d.spans], list(map(list, d.ignore)))
+               for d in sorted(docs, key=lambda d: d.doc_id)]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def region(span: Span, text: str, rid: str, score: Optional[float] = None) -> dict:

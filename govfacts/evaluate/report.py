@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from govfacts.annotations import AnnotatedDoc
+from govfacts.annotations import AnnotatedDoc, data_hash
 from govfacts.evaluate.tables import table_accuracy
 from govfacts.evaluate.render import HEAD, comparison_lines, headline_rows
 from govfacts.infer.api import extract_documents
@@ -85,15 +85,6 @@ def evaluate_predictions(docs: list[AnnotatedDoc], preds: dict[str, list[Span]])
             "value_accuracy": s.value_accuracy, "qualifier_accuracy": s.qualifier_accuracy,
             "calibration": calibration(s.matches), "confusion": confusion(docs, preds),
             "documents": per_document(s.matches, docs), "errors": errors(s.matches, docs)}
-
-
-def data_hash(docs: list[AnnotatedDoc]) -> str:
-    import hashlib
-    import json
-
-    payload = [(d.doc_id, d.text, [(s.start, s.end, s.label) for s in d.spans], list(map(list, d.ignore)))
-               for d in sorted(docs, key=lambda d: d.doc_id)]
-    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def predict(extractor, docs: list[AnnotatedDoc]) -> dict[str, list[Span]]:

@@ -7,12 +7,11 @@ change pulled with --allow-test therefore counts from the next retrain on, and t
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from govfacts.annotations import data_hash, task_to_doc
 from govfacts.studio.records import BASELINE, now, read_record, remove_record, write_record
 from govfacts.studio.tasks import corpus_tasks, test_split_ids
 
@@ -24,15 +23,9 @@ def gold_tasks(annotations_dir: Path) -> list[dict]:
 
 
 def tasks_hash(tasks: list[dict]) -> str:
-    """A short hash of what the test gold is: doc ids, texts, spans and table regions."""
-    items = []
-    for t in tasks:
-        data = t.get("data") or {}
-        spans = sorted((r["value"]["start"], r["value"]["end"], r["value"]["labels"][0])
-                       for a in (t.get("annotations") or [])[:1] for r in a.get("result") or []
-                       if r.get("type", "labels") == "labels" and r.get("value", {}).get("labels"))
-        items.append([str(data.get("doc_id")), data.get("text"), spans, data.get("ignore") or []])
-    return hashlib.sha256(json.dumps(items, ensure_ascii=False).encode("utf-8")).hexdigest()[:12]
+    """A short hash of what the test gold is, read as every corpus reader reads a task (`task_to_doc`):
+    the first digits of the data hash `govfacts evaluate` prints for the same documents."""
+    return data_hash([task_to_doc(t) for t in tasks])[:12]
 
 
 def split_hash(annotations_dir: Path) -> str:
