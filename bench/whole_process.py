@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import throughput  # noqa: E402  (bench/throughput.py: the same corpus and sentence cut)
 from machine import cpu_info  # noqa: E402  (bench/machine.py)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,16 +39,9 @@ GOVFACTS = [PY, "-m", "govfacts.cli"]
 
 
 def build_corpus(out: Path, copies: int) -> int:
-    """`copies` copies of every sample report, one file each; returns the number of characters."""
-    out.mkdir(parents=True, exist_ok=True)
-    chars = 0
-    samples = sorted((ROOT / "data" / "samples").glob("*.txt"))
-    for r in range(copies):
-        for p in samples:
-            body = f"副本{r}\n{p.read_text(encoding='utf-8')}"
-            (out / f"{r:04d}-{p.name}").write_text(body, encoding="utf-8")
-            chars += len(body)
-    return chars
+    """`copies` copies of every sample report, one file each (`throughput.build_corpus`); returns the
+    number of characters."""
+    return throughput.build_corpus(out, 1, copies)[1]
 
 
 def timed(cmd: list[str]) -> dict:
@@ -72,7 +66,6 @@ def timed(cmd: list[str]) -> dict:
 
 def naive_child(model: str, corpus: str, out: str) -> None:
     """The naive pipeline, start-up included (runs in its own process)."""
-    from throughput import sentences  # noqa: E402  (bench/throughput.py: the same sentence cut)
     from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
     from transformers.utils import logging as hf_logging
 
@@ -83,7 +76,7 @@ def naive_child(model: str, corpus: str, out: str) -> None:
     n = 0
     with open(out, "w", encoding="utf-8") as fh:
         for f in sorted(Path(corpus).glob("*.txt")):
-            for s in sentences(open(f, encoding="utf-8").read()):
+            for s in throughput.sentences(open(f, encoding="utf-8").read()):
                 for ent in pipe(s):
                     fh.write(json.dumps({"file": f.name, "label": ent["entity_group"], "text": ent["word"]},
                                         ensure_ascii=False) + "\n")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+from fnmatch import fnmatchcase
 import re
 import shutil
 import statistics
@@ -126,8 +127,6 @@ def plan(cfg: CrossvalSettings) -> Plan:
     corpus = load_corpus(ann)
     members = split_members(resolve(cfg.splits), corpus)
     pooled = [d for sp in cfg.pool for d in members.get(sp, [])]
-    from fnmatch import fnmatchcase
-
     always = [d for d in pooled if any(fnmatchcase(d, p) for p in cfg.train_only)]
     manifest = read_manifest(ann / "MANIFEST.tsv") if (ann / "MANIFEST.tsv").exists() else {}
     groups: dict[str, list[AnnotatedDoc]] = {}
@@ -139,8 +138,7 @@ def plan(cfg: CrossvalSettings) -> Plan:
     return Plan(groups=groups, folds=make_folds(groups, cfg.folds), always=always)
 
 
-def run_one(cfg: CrossvalSettings, p: Plan, recipe: str, fold: int, seed: int, out: Path,
-            finetune_fn: Callable = finetune) -> dict:
+def run_one(cfg: CrossvalSettings, p: Plan, recipe: str, fold: int, seed: int, out: Path) -> dict:
     """Fine-tune `recipe` without fold `fold`, calibrate on the inner dev, score tagger and rules on the fold."""
     held = p.folds[fold]
     train_groups = [g for i, f in enumerate(p.folds) if i != fold for g in f]
@@ -149,13 +147,13 @@ def run_one(cfg: CrossvalSettings, p: Plan, recipe: str, fold: int, seed: int, o
     run_dir = out / f"{recipe}-f{fold}-s{seed}"
     splits = run_dir / "splits.yaml"
     run_dir.mkdir(parents=True, exist_ok=True)
-    train_ids = [d for d in ids([g for g in train_groups if g not in dev_groups])] + p.always
+    train_ids = ids([g for g in train_groups if g not in dev_groups]) + p.always
     splits.write_text(yaml.safe_dump({"train": train_ids, "dev": ids(dev_groups), "test": []}, allow_unicode=True),
                       encoding="utf-8")
     model_dir = run_dir / "model"
     over = {**(cfg.recipes[recipe] or {}), "annotations": str(resolve(cfg.annotations)), "splits": str(splits),
             "output_dir": str(model_dir), "seed": int(seed), "progress": False}
-    finetune_fn(None, over)
+    finetune(None, over)
     if cfg.calibrate:
         calibrate(model_dir, resolve(cfg.annotations), splits, "dev", run_dir / "calibration", int8=False)
     docs = [d for g in held for d in p.groups[g]]
@@ -173,7 +171,7 @@ def run_one(cfg: CrossvalSettings, p: Plan, recipe: str, fold: int, seed: int, o
     return result
 
 
-def run(cfg: CrossvalSettings, progress: Callable[[str], None] = print, finetune_fn: Callable = finetune) -> dict:
+def run(cfg: CrossvalSettings, progress: Callable[[str], None] = print) -> dict:
     """Every (recipe, fold, seed) not yet done, then the summary (cv.json, cv.md) in `out_dir`."""
     out = resolve(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,7 +187,7 @@ def run(cfg: CrossvalSettings, progress: Callable[[str], None] = print, finetune
             progress(f"[{i}/{len(jobs)}] {recipe} fold {fold} seed {seed}: done before")
             continue
         progress(f"[{i}/{len(jobs)}] {recipe} fold {fold} seed {seed}: fine-tuning …")
-        res = run_one(cfg, p, recipe, fold, seed, out, finetune_fn)
+        res = run_one(cfg, p, recipe, fold, seed, out)
         write_text_atomic(path, json.dumps(res, ensure_ascii=False, indent=1))
         progress(f"[{i}/{len(jobs)}] {recipe} fold {fold} seed {seed}: tagger {res['tagger']['f1']:.3f}, "
                  f"rules {res['rules']['f1']:.3f}")
