@@ -22,6 +22,7 @@ from govfacts.paths import CONFIGS
 from govfacts.settings import read_yaml
 from govfacts.textview import TextView, build_view
 
+REGION_GAP = 200  # characters of headers between two rows of one template table
 MAX_COMBINATIONS = 20_000  # split candidates tried per table before a row is given up as ambiguous
 
 
@@ -52,6 +53,19 @@ class TableRead:
 
     def values(self) -> dict[str, float]:
         return {c.key: c.value for c in self.cells}
+
+    def regions(self, gap: int = REGION_GAP) -> list[tuple[int, int]]:
+        """Raw [start, end) of the template tables: the rows read (cells and ambiguous runs), rows less than
+        `gap` characters apart joined. Their numbers are table facts, never prose claims."""
+        rows = sorted({(c.row_start, c.row_end) for c in self.cells if c.row_start >= 0}
+                      | {(a["start"], a["end"]) for a in self.ambiguous})
+        out: list[list[int]] = []
+        for a, b in rows:
+            if out and a - out[-1][1] <= gap:
+                out[-1][1] = max(out[-1][1], b)
+            else:
+                out.append([a, b])
+        return [(a, b) for a, b in out]
 
 
 @lru_cache(maxsize=4)

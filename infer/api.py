@@ -26,6 +26,7 @@ from govfacts.infer.facts import facts_from_spans
 from govfacts.infer.loader import InferSettings, extractor_id, load
 from govfacts.reader import read_document
 from govfacts.records import Document, Fact, Span
+from govfacts.tables import read_tables
 
 MAX_SEGMENT_CHARS = 100_000  # longer documents are cut at paragraph ends into segments of at most this
 GROUP_CHARS = 400_000  # characters handed to one spans_many call (memory bound for the tagger)
@@ -104,10 +105,11 @@ def _text_id(text: str) -> str:
 
 
 def batch_functions(spec: str | Path | None, settings: InferSettings):
-    """(extract, extract_many) for `run_batch` with a freshly loaded extractor; picklable through
-    functools.partial, it is how worker processes (`govfacts extract --workers N`) get theirs."""
+    """(extract, extract_many, extract_parts) for `run_batch` with a freshly loaded extractor; picklable
+    through functools.partial, it is how worker processes (`govfacts extract --workers N`) get theirs."""
     ex = load(spec, settings)
-    return (lambda d: extract_documents(ex, [d])[0]), (lambda docs: extract_documents(ex, docs))
+    return ((lambda d: extract_documents(ex, [d])[0]), (lambda docs: extract_documents(ex, docs)),
+            (lambda d, first: extract_parts(ex, d, first)))
 
 
 # -- the one extraction path (batch runner, Ray engine, API) ------------------------------------------
@@ -135,12 +137,13 @@ def extract_parts(extractor, doc: Document, first: int = 0, tables: bool = True)
     units = [(0, off, seg) for off, seg in segments(doc.text)]
     groups = list(groups_by_size(units, PART_CHARS))
     eid = extractor_id(extractor)
+    read = read_tables(doc.text)
     for k, group in enumerate(groups):
         if k < first:
             continue
         spans: list[list[Span]] = [[]]
         _group_spans(extractor, group, spans)
-        yield k, len(groups), facts_from_spans(doc, spans[0], eid, tables=tables and k == len(groups) - 1)
+        yield k, len(groups), facts_from_spans(doc, spans[0], eid, tables=tables and k == len(groups) - 1, read=read)
 
 
 def _group_spans(extractor, group: list, spans: list[list[Span]]) -> None:

@@ -5,10 +5,10 @@ the next starts. The final output is rebuilt from the journal and written atomic
 is removed. `resume=True` keeps the journal of an interrupted run, skips the documents it holds and
 ignores a torn last line, so no document is lost or duplicated.
 
-With `workers > 0` and a `worker_setup`, chunks of files are read and extracted in that many worker
-processes (each with its own extractor, made by `worker_setup()`), a few chunks ahead; with workers
-but no setup, only reading happens there. Either way the journal is written here, in file order, so
-resume works the same; a chunk whose worker died is redone in this process.
+Files are taken in units of about `long_chars` characters. With `workers > 0` the units are read and
+extracted in that many worker processes (each with its own extractor, made by `worker_setup()`), which
+send every record here as soon as it exists: the journal is written only here, so resume works the same,
+and a unit whose worker died is finished in this process.
 """
 from __future__ import annotations
 
@@ -100,10 +100,44 @@ def _read_chunk(paths: list[str]) -> list:
     return [read_record(p) for p in paths]
 
 
-_WORKER: Optional[tuple] = None  # (extract, extract_many) of a worker process
+Emit = Callable[[list[dict]], None]
 
 
-def _worker_init(setup: Optional[Callable], parent: int) -> None:
+def units_of(files: list[Path], limit_bytes: int) -> list[list[Path]]:
+    """Files in order, in units of at most `limit_bytes` on disk (a bigger file is a unit of its own): what
+    one process reads and extracts before the next unit, so work in flight stays small."""
+    def size(f):
+        try:
+            return f.stat().st_size
+        except OSError:
+            return 0
+    return list(groups_by_size(files, limit_bytes, size))
+
+
+def process_unit(paths: list, fns: tuple, have: dict[str, dict[int, dict]], emit: Emit, long_chars: int) -> None:
+    """Read and extract one unit of files, handing each journal record to `emit` as soon as it exists.
+
+    `fns` = (extract, extract_many, extract_parts or None). Short documents are extracted and emitted in
+    groups of at most `long_chars` characters; a longer one part by part (`extract_parts`, parts in `have`
+    reused), each part emitted as it finishes, then its document record. The one path of the batch
+    runner, in this process or in a worker."""
+    extract, extract_many, extract_parts = fns
+    read = _read_chunk([str(p) for p in paths])
+    long = [r for r in read if not isinstance(r, dict) and len(r.text) > long_chars]
+    short = [(str(f), r) for f, r in zip(paths, read) if not any(r is x for x in long)]
+    for group in groups_by_size(short, long_chars, _chars):
+        emit(chunk_records([f for f, _ in group], [r for _, r in group], extract, extract_many))
+    for doc in long:
+        if extract_parts is None:
+            emit(chunk_records([doc.path], [doc], extract, extract_many))
+        else:
+            emit([_by_parts(emit, doc, have.get(doc.path, {}), extract_parts)])
+
+
+_WORKER: Optional[tuple] = None  # (fns, queue) of a worker process
+
+
+def _worker_init(setup: Callable, queue, parent: int) -> None:
     global _WORKER
     import threading
     import time
@@ -119,93 +153,120 @@ def _worker_init(setup: Optional[Callable], parent: int) -> None:
                 pass
 
     threading.Thread(target=watch, daemon=True).start()
-    _WORKER = setup() if setup is not None else None
+    _WORKER = (tuple(setup()), queue)
 
 
-def _worker_chunk(paths: list[str]):
-    read = _read_chunk(paths)
-    if _WORKER is None:
-        return read
-    return chunk_records(paths, read, *_WORKER)
+def _worker_unit(tid: int, paths: list[str], have: dict, long_chars: int) -> int:
+    """A unit in a worker: every record goes to the parent through the queue as it exists; returns how
+    many messages were sent, so the parent knows when it has them all."""
+    fns, queue = _WORKER
+    sent = 0
+
+    def emit(recs):
+        nonlocal sent
+        queue.put((tid, recs))
+        sent += 1
+
+    fns = (*fns, None)[:3]
+    process_unit(paths, fns, have, emit, long_chars)
+    return sent
 
 
-def _chunk_results(chunks: list[list[Path]], workers: int, setup: Optional[Callable], extract, extract_many):
-    """Journal records of each chunk, in order; worker processes run up to 2 chunks each ahead."""
-    if workers <= 0:
-        for chunk in chunks:
-            yield chunk, chunk_records(chunk, _read_chunk(chunk), extract, extract_many)
-        return
+def _in_workers(units: list[list[Path]], workers: int, setup: Callable, fns: tuple, parts: dict, emit: Emit,
+                done: dict, long_chars: int) -> None:
+    """Units in `workers` processes (each with its own extractor from `setup()`), up to 2 each in flight.
+    Records reach `emit` here, in this process, as each is made; a unit whose worker died is finished here."""
     import multiprocessing as mp
+    import queue as queue_mod
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # forkserver: the parent may hold torch/OpenMP threads, which fork does not copy safely
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    q = ctx.Queue()
+    got: dict[int, int] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(setup, os.getpid())) as pool:
-        pending: deque = deque()
-        it = iter(chunks)
-        for chunk in it:
-            pending.append((chunk, pool.submit(_worker_chunk, [str(f) for f in chunk])))
-            if len(pending) >= 2 * workers:
-                break
+                             initargs=(setup, q, os.getpid())) as pool:
+        todo = iter(enumerate(units))
+        pending: dict[int, tuple] = {}
+        here: list[list[Path]] = []  # units no worker can take any more (the pool broke)
+
+        def submit():
+            while len(pending) < 2 * workers:
+                nxt = next(todo, None)
+                if nxt is None:
+                    return
+                tid, unit = nxt
+                have = {str(p): parts[str(p)] for p in unit if str(p) in parts}
+                try:
+                    pending[tid] = (unit, pool.submit(_worker_unit, tid, [str(p) for p in unit], have, long_chars))
+                except (BrokenProcessPool, RuntimeError):
+                    here.append(unit)
+
+        submit()
         while pending:
-            chunk, fut = pending.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(_worker_chunk, [str(f) for f in nxt])))
             try:
-                res = fut.result()
-            except Exception:  # noqa: BLE001 - a crashed worker (killed, out of memory): redo it here
-                res = _read_chunk(chunk)
-            if any(not isinstance(r, dict) for r in res):  # documents read, not yet extracted
-                res = chunk_records(chunk, res, extract, extract_many)
-            yield chunk, res
+                tid, recs = q.get(timeout=0.1)
+                got[tid] = got.get(tid, 0) + 1
+                emit(recs)
+            except queue_mod.Empty:
+                pass
+            for tid, (unit, fut) in list(pending.items()):
+                if not fut.done():
+                    continue
+                if fut.exception() is not None:  # a crashed worker (killed, out of memory): finish it here
+                    rest = [p for p in unit if str(p) not in done]
+                    process_unit(rest, fns, parts, emit, long_chars)
+                elif got.get(tid, 0) < fut.result():
+                    continue  # its last records are still on their way
+                del pending[tid]
+            submit()
+    for unit in here:
+        process_unit(unit, fns, parts, emit, long_chars)
 
 
 def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable[[object], list[Fact]],
               errors: Optional[str | Path] = None, resume: bool = False, progress: bool = True,
-              extract_many: Optional[Callable[[list], list[list[Fact]]]] = None, batch_docs: int = 8,
+              extract_many: Optional[Callable[[list], list[list[Fact]]]] = None,
               workers: int = 0, worker_setup: Optional[Callable[[], tuple]] = None,
               extract_parts: Optional[Callable[[object, int], Iterable[tuple[int, int, list[Fact]]]]] = None,
               long_chars: int = 100_000) -> BatchResult:
     """Extract facts from every file under `paths` into `output`; bad files are recorded, never fatal.
 
-    `worker_setup`: a picklable callable returning (extract, extract_many) inside a worker process.
-    `extract_parts(doc, first_part)`: facts of a long document part by part (`govfacts.infer.api.extract_parts`);
-    with it, a document longer than `long_chars` is journalled after each part, so an interrupted run resumes
-    inside it instead of starting it over, and shorter documents are extracted and journalled in groups of at
-    most `long_chars` characters (in this process; worker processes journal whole chunks).
+    `worker_setup`: a picklable callable returning (extract, extract_many[, extract_parts]) inside a worker
+    process; needed with `workers > 0`. `extract_parts(doc, first_part)`: facts of a long document part by
+    part (`govfacts.infer.api.extract_parts`); with it, a document longer than `long_chars` is journalled
+    after each part, so an interrupted run resumes inside it instead of starting it over. Shorter documents
+    are extracted and journalled in groups of at most `long_chars` characters, in this process or in a
+    worker alike: an interruption loses at most the groups and parts in flight.
     """
     output = Path(output)
     output_format(output)  # fail early on an unknown extension
+    if workers > 0 and worker_setup is None:
+        raise ValueError("run_batch: workers > 0 needs a worker_setup that builds each worker's extractor")
     files, skipped = discover(paths)
     done, parts, jpath = open_journal(output, resume)
     result = BatchResult(output=output, skipped=skipped, resumed=len(done))
     todo = [f for f in files if str(f) not in done]
     bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="doc", desc="extract", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
-    chunks = [todo[i:i + batch_docs] for i in range(0, len(todo), batch_docs)]
+    units = units_of(todo, UNIT_BYTES_PER_CHAR * long_chars)
+    fns = (extract, extract_many, extract_parts)
     with open(jpath, "a", encoding="utf-8") as journal:
-        if extract_parts is not None and workers <= 0:
-            for chunk in chunks:
-                read = _read_chunk(chunk)
-                long = [r for r in read if not isinstance(r, dict) and len(r.text) > long_chars]
-                short = [(f, r) for f, r in zip(chunk, read) if not any(r is x for x in long)]
-                # the short documents first, a few seconds' worth at a time: what is extracted together is
-                # journalled together, so an interruption loses at most one group
-                for group in groups_by_size(short, long_chars, _chars):
-                    append_records(journal, chunk_records([f for f, _ in group], [r for _, r in group], extract,
-                                                          extract_many), done)
-                    bar.update(len(group))
-                for doc in long:
-                    append_records(journal, [_by_parts(journal, doc, parts.get(doc.path, {}), extract_parts)], done)
-                    bar.update(1)
+        def emit(recs: list[dict]) -> None:
+            append_records(journal, recs, done, parts)
+            bar.update(sum("part" not in r for r in recs))
+
+        if workers > 0:
+            _in_workers(units, workers, worker_setup, fns, parts, emit, done, long_chars)
         else:
-            for chunk, recs in _chunk_results(chunks, workers, worker_setup, extract, extract_many):
-                append_records(journal, recs, done)
-                bar.update(len(chunk))
+            for unit in units:
+                process_unit(unit, fns, parts, emit, long_chars)
     bar.close()
     return finish_batch(result, files, done, errors, jpath)
+
+
+UNIT_BYTES_PER_CHAR = 3  # a unit of files holds about `long_chars` characters of UTF-8 Chinese text
 
 
 def _chars(item) -> int:
@@ -213,8 +274,8 @@ def _chars(item) -> int:
     return 0 if isinstance(item[1], dict) else len(item[1].text)
 
 
-def _by_parts(journal, doc, have: dict[int, dict], extract_parts) -> dict:
-    """The record of a long document, its parts journalled (flushed, fsynced) as each finishes; parts an
+def _by_parts(emit: Emit, doc, have: dict[int, dict], extract_parts) -> dict:
+    """The record of a long document, its parts emitted (to be journalled) as each finishes; parts an
     interrupted run journalled already are taken from `have` and not extracted again."""
     facts: dict[int, list] = {k: rec["facts"] for k, rec in have.items()}
     first = 0
@@ -223,7 +284,7 @@ def _by_parts(journal, doc, have: dict[int, dict], extract_parts) -> dict:
     try:
         for k, n, fs in extract_parts(doc, first):
             rec = {"path": doc.path, "part": k, "parts": n, "facts": [x.to_dict() for x in fs]}
-            _journal(journal, [rec])
+            emit([rec])
             facts[k] = rec["facts"]
     except Exception as e:  # noqa: BLE001 - one bad document must not end the run
         return {"path": doc.path, "error": f"extraction failed: {type(e).__name__}: {e}"}
@@ -275,10 +336,16 @@ def chunk_records(chunk: list, read: list, extract: Callable[[object], list[Fact
     return [recs[str(f)] for f in chunk]
 
 
-def append_records(journal, recs: list[dict], done: dict[str, dict]) -> None:
-    """Journal finished documents (flushed and fsynced before anything else happens)."""
+def append_records(journal, recs: list[dict], done: dict[str, dict],
+                   parts: Optional[dict[str, dict[int, dict]]] = None) -> None:
+    """Journal finished documents and parts of long ones (flushed and fsynced before anything else
+    happens)."""
     _journal(journal, recs)
     for rec in recs:
+        if "part" in rec:
+            if parts is not None:
+                parts.setdefault(rec["path"], {})[rec["part"]] = rec
+            continue
         done[rec["path"]] = rec
         if "error" in rec:
             tqdm.write(f"error: {rec['path']}: {rec['error']}", file=sys.stderr)

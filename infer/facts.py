@@ -40,14 +40,19 @@ def span_to_fact(span: Span, doc: Document, agency: Optional[str], year: Optiona
                 evidence_end=ee)
 
 
-def facts_from_spans(doc: Document, spans: Iterable[Span], extractor: str, tables: bool = False) -> list[Fact]:
-    """The prose facts of `doc`, then (with `tables`) one fact per template-table cell."""
+def facts_from_spans(doc: Document, spans: Iterable[Span], extractor: str, tables: bool = False,
+                     read: Optional[TableRead] = None) -> list[Fact]:
+    """The prose facts of `doc`, then (with `tables`) one fact per template-table cell. A prose span inside
+    a template table (`TableRead.regions`) is dropped: the table's numbers are its cells' facts, and the
+    label contract leaves them untagged in prose. `read`: the document's `read_tables`, if already done."""
     agency, year = detect_context(doc.text)
-    spans = list(spans)
+    read = read if read is not None else read_tables(doc.text)
+    regions = read.regions()
+    spans = [s for s in spans if not any(a <= s.start and s.end <= b for a, b in regions)]
     view = build_view(doc.text) if spans else None
     out = [span_to_fact(s, doc, agency, year, extractor, view) for s in spans]
     if tables:
-        out += table_facts(doc, read_tables(doc.text), agency, year)
+        out += table_facts(doc, read, agency, year)
     return out
 
 

@@ -4,7 +4,8 @@ With ~700 labelled spans a small encoder cannot learn the cue lexicon the rules 
 rules cannot learn from data. A hinted tagger gets both: every token carries the IOB2 tag the rules
 give its first character, through BERT's token-type embeddings (one type per tag, type 0 = O, so a
 pretrained base's type-0 vector stays the "no hint" vector), and quantity-grammar candidates the
-rules left unlabelled carry B-QTY/I-QTY. The model learns when to keep, relabel,
+rules left unlabelled carry B-QTY/I-QTY (B-VETO/I-VETO where an out-of-scope cue of the rules vetoed
+them, for models trained so). The model learns when to keep, relabel,
 drop or add a span. In training the hints are corrupted at random (spans dropped or relabelled) so
 the model also learns to find and label claims the rules miss or get wrong.
 """
@@ -59,26 +60,39 @@ def snap_to_phrases(found, phrases: Sequence[tuple[int, int]]) -> list:
 
 
 QTY_TAGS = ("B-QTY", "I-QTY")  # a quantity-grammar candidate the rules gave no label
+VETO_TAGS = ("B-VETO", "I-VETO")  # a quantity the rules' out-of-scope cues veto (`RuleExtractor.vetoed`)
 
 
-def hint_vocab(tags: Sequence[str], quantities: bool) -> dict[str, int]:
-    """Hint tag -> token type id: the model's IOB2 tags (O = 0), then, with `quantities`, B-QTY/I-QTY."""
+def hint_vocab(tags: Sequence[str], quantities: bool, vetoes: bool = False) -> dict[str, int]:
+    """Hint tag -> token type id: the model's IOB2 tags (O = 0), then, with `quantities`, B-QTY/I-QTY, then,
+    with `vetoes` too, B-VETO/I-VETO."""
     vocab = {t: i for i, t in enumerate(tags)}
     if quantities:
         vocab.update({t: len(tags) + k for k, t in enumerate(QTY_TAGS)})
+        if vetoes:
+            vocab.update({t: len(tags) + len(QTY_TAGS) + k for k, t in enumerate(VETO_TAGS)})
     return vocab
 
 
-def mark_quantities(tags: Sequence[str], candidates: Sequence[tuple[int, int]], offset: int = 0) -> list[str]:
+def mark_quantities(tags: Sequence[str], candidates: Sequence[tuple[int, int]], offset: int = 0,
+                    marks: tuple[str, str] = QTY_TAGS) -> list[str]:
     """`tags` with every quantity candidate (view offsets, shifted by -`offset`) that no hinted span
-    touches marked B-QTY/I-QTY: the model then knows the rules looked at that number and left it out."""
+    touches marked B-QTY/I-QTY (or `marks`): the model then knows the rules looked at that number and left
+    it out."""
     out = list(tags)
     n = len(out)
     for s, e in candidates:
         s, e = max(0, s - offset), min(n, e - offset)
         if s < e and all(t == "O" for t in out[s:e]):
-            out[s:e] = [QTY_TAGS[0]] + [QTY_TAGS[1]] * (e - s - 1)
+            out[s:e] = [marks[0]] + [marks[1]] * (e - s - 1)
     return out
+
+
+def quantity_hints(tags: Sequence[str], candidates: Sequence[tuple[int, int]], vetoed: Sequence[tuple[int, int]],
+                   offset: int = 0) -> list[str]:
+    """Rule tags with the vetoed quantities marked B-VETO/I-VETO, then the other unlabelled candidates
+    B-QTY/I-QTY (`vetoed` empty: quantity hints only)."""
+    return mark_quantities(mark_quantities(tags, vetoed, offset, VETO_TAGS), candidates, offset)
 
 
 def corrupt_hints(tags: Sequence[str], rng: random.Random, drop: float, swap: float,
@@ -87,7 +101,7 @@ def corrupt_hints(tags: Sequence[str], rng: random.Random, drop: float, swap: fl
     out = list(tags)
     i, n = 0, len(out)
     while i < n:
-        if not out[i].startswith("B-") or out[i] in QTY_TAGS:
+        if not out[i].startswith("B-") or out[i] in QTY_TAGS or out[i] in VETO_TAGS:
             i += 1
             continue
         j = i + 1
@@ -119,6 +133,11 @@ def hint_type_ids(offsets: Sequence[Optional[tuple[int, int]]], hint_tags: Seque
 def uses_quantity_hints(cfg) -> bool:
     """A hinted model (its config) with more token types than tags was trained with B-QTY/I-QTY hints."""
     return int(getattr(cfg, "type_vocab_size", 0)) > int(cfg.num_labels)
+
+
+def uses_veto_hints(cfg) -> bool:
+    """... and with two more, with B-VETO/I-VETO hints too."""
+    return int(getattr(cfg, "type_vocab_size", 0)) > int(cfg.num_labels) + len(QTY_TAGS)
 
 
 def enable_hints(model, n_types: int) -> None:

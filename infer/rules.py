@@ -74,6 +74,21 @@ def load_rules(path: str | None = None) -> tuple[list[Cue], re.Pattern, re.Patte
     return cues, issue, publish, not_before
 
 
+def follows_no_claim_word(text: str, start: int, path: str | None = None) -> bool:
+    """True where a quantity at `start` follows a word (`not_before` in configs/rules.yaml: 第, 占, 同比,
+    较上年 …) that makes it an ordinal, a share or a change: never a fact by the label contract, whatever
+    extractor found it."""
+    return bool(load_rules(path)[3].search(text[max(0, start - 6):start]))
+
+
+def cue_words(path: str | None = None, min_weight: float = 4.0) -> dict[str, list[str]]:
+    """The lexicon's cue words per label (NONE left out) of at least `min_weight`: phrasings a label is
+    known to take, for mention replacement in fine-tuning."""
+    cfg = yaml.safe_load(Path(path or CONFIGS / "rules.yaml").read_text(encoding="utf-8"))
+    return {label: [str(w) for weight, words in by_weight.items() if float(weight) >= min_weight for w in words]
+            for label, by_weight in cfg["cues"].items() if label != "NONE"}
+
+
 class RuleExtractor:
     """Finds labelled quantity spans in a document text with cue words and patterns."""
 
@@ -81,7 +96,8 @@ class RuleExtractor:
 
     def __init__(self, labels: LabelSet | None = None, rules_path: str | None = None):
         self.labels = labels or default_labels()
-        self.cues, self.issue_rx, self.publish_rx, self.not_before_rx = load_rules(rules_path)
+        self.rules_path = rules_path
+        self.cues, self.issue_rx, self.publish_rx, _ = load_rules(rules_path)
         self.fingerprint = rules_fingerprint(rules_path, self.labels)
         self.version = f"{VERSION}+{self.fingerprint}"
         self.units = {lab.name: set(lab.units) for lab in self.labels.labels}
@@ -107,12 +123,28 @@ class RuleExtractor:
 
     # -- numeric claims -------------------------------------------------------------------------
     def _numeric(self, view: TextView) -> list[Span]:
+        return [self._to_span(view, s, e, lab, sc) for s, e, lab, sc, _ in self._hits(view)
+                if lab and lab != "NONE" and lab in self.units]
+
+    def vetoed(self, view: TextView) -> list[tuple[int, int]]:
+        """View [start, end) of the quantities an out-of-scope cue vetoes (`处置网络舆情[70多件]`,
+        `共[五个]部分`): what the rules looked at and judged no claim (a hint for the tagger)."""
+        return [(s, e) for s, e, lab, _, _ in self._hits(view) if lab == "NONE"]
+
+    def _hits(self, view: TextView) -> list[list]:
+        """[start, end, label or None or NONE, score, unit] of every quantity of the view (memoised)."""
+        key = ("rule_hits", self.fingerprint)
+        if key not in view.memo:
+            view.memo[key] = self._find_hits(view)
+        return view.memo[key]
+
+    def _find_hits(self, view: TextView) -> list[list]:
         t = view.text
         hits: list[list] = []  # [start, end, label or None, score, unit]
         for m in QUANTITY_RX.finditer(t):
             unit = m.group("unit")
             unit_key = unit[1:] if unit[:1] in "万亿" and len(unit) > 1 else unit
-            if self.not_before_rx.search(t[max(0, m.start() - 6):m.start()]):
+            if follows_no_claim_word(t, m.start(), self.rules_path):
                 continue
             if m.group("num") == "一" or t[m.end():m.end() + 1] in ("性", "年", "月", "日", "号"):
                 continue
@@ -126,8 +158,7 @@ class RuleExtractor:
             label, score = self._label_for(t, m.start("num"), m.end("num"), None)
             if label:
                 hits.append([m.start("num"), m.end("num"), label, score, ""])
-        return [self._to_span(view, s, e, lab, sc) for s, e, lab, sc, _ in hits
-                if lab and lab != "NONE" and lab in self.units]
+        return hits
 
     def _inherit_in_lists(self, t: str, hits: list[list]) -> None:
         """In enumerations (`市级47期、宿城区28期、…`, `A类信息21条，B项目49条`) an item without a cue of its

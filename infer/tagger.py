@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -21,10 +22,10 @@ import numpy as np
 from govfacts.infer.checkpoint import (FileTokenizer, ModelConfig, checkpoint_key, is_local_checkpoint,
                                        load_hf_tokenizer, load_torch_model, weights_hash)
 from govfacts.infer.decode import anchor_spans, continuation_matrix, platt_scale, spans_from_tags, viterbi_split
-from govfacts.infer.hints import (hint_type_ids, hint_vocab, mark_quantities, rule_hint_tags, snap_to_phrases,
-                                  uses_quantity_hints, zero_claim_phrases)
+from govfacts.infer.hints import (hint_type_ids, hint_vocab, quantity_hints, rule_hint_tags, snap_to_phrases,
+                                  uses_quantity_hints, uses_veto_hints, zero_claim_phrases)
 from govfacts.infer.onnx_runtime import OnnxRunner, model_file
-from govfacts.infer.rules import RuleExtractor
+from govfacts.infer.rules import RuleExtractor, follows_no_claim_word
 from govfacts.infer.windows import read_encoded_windows
 from govfacts.infer.words import snap_free_spans
 from govfacts.quantity import view_quantities
@@ -32,6 +33,7 @@ from govfacts.records import Span
 from govfacts.textview import TextView, build_view
 
 DEFAULT_STRIDE = 64
+_NUMERAL = re.compile(r"[0-9零〇一二两三四五六七八九十百千万亿]")  # a numeric span (zero claims hold none)
 
 
 @dataclass
@@ -208,6 +210,8 @@ class Tagger:
             if self.rules is not None:
                 found = snap_to_phrases(found, zero_claim_phrases(view, self.rules))
             found = anchor_spans(found, probs, covered, self.tags, candidates, text=view.text)
+        found = [f for f in found if not (_NUMERAL.search(view.text[f[0]:f[1]])
+                                          and follows_no_claim_word(view.text, f[0]))]
         if opts.platt:
             found = [(s, e, lab, platt_scale(score, *opts.platt)) for s, e, lab, score in found]
         if opts.min_score > 0:
@@ -255,13 +259,14 @@ class Tagger:
         opts = self.options
         items = []  # (view index, start, end, encoding)
         quantities = self.rules is not None and uses_quantity_hints(self.config)
-        tag_ids = hint_vocab(self.tags, quantities)
+        vetoes = quantities and uses_veto_hints(self.config)
+        tag_ids = hint_vocab(self.tags, quantities, vetoes)
         for vi, view in enumerate(views):
             if not view.text:
                 continue
             hints = rule_hint_tags(view, self.rules) if self.rules is not None else None
             if quantities:
-                hints = mark_quantities(hints, view_quantities(view))
+                hints = quantity_hints(hints, view_quantities(view), self.rules.vetoed(view) if vetoes else [])
             for s, e, enc in read_encoded_windows(view.text, self.tokenizer, opts.max_len, opts.stride,
                                                   opts.skip_plain):
                 if hints is not None:

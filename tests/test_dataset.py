@@ -196,3 +196,52 @@ def test_number_form_copies_are_labelled_like_their_window(char_tok):
     b_ids = {LABELS.label2id[f"B-{n}"] for n in LABELS.names}
     for r in extra:
         assert any(x in b_ids for x in r["labels"]) and len(r["token_type_ids"]) == len(r["input_ids"])
+
+
+def test_mention_swaps_keep_claims_and_never_touch_zero_claims_or_list_items():
+    import random
+
+    from govfacts.infer.rules import cue_words
+    from govfacts.train.dataset import mention_bank, metric_phrase, swap_mentions
+
+    docs = list(corpus_docs().values())
+    bank = mention_bank(docs, cue_words())
+    assert "网站主动发布信息" in bank["POSTS_PUBLISHED"] and "座席" in bank["HOTLINE_SEATS"]
+    text = "全年没有发生行政诉讼。网站主动发布信息1100多条、区级28条，接听咨询电话22.4万余次。"
+    tags = ["O"] * len(text)
+    for claim, label in (("行政诉讼", "LAWSUITS"), ("1100多条", "POSTS_PUBLISHED"), ("28条", "POSTS_PUBLISHED"),
+                         ("22.4万余次", "CALLS_ANSWERED")):
+        a = text.index(claim)
+        tags[a:a + len(claim)] = [f"B-{label}"] + [f"I-{label}"] * (len(claim) - 1)
+    assert metric_phrase(text, tags, text.index("28条")) is None  # a list item has no phrase of its own
+    seen = set()
+    for seed in range(30):
+        new, new_tags = swap_mentions(text, tags, bank, random.Random(seed), share=1.0)
+        got = [(new[a:b], label) for a, b, label in view_spans(new_tags)]
+        assert got == [("行政诉讼", "LAWSUITS"), ("1100多条", "POSTS_PUBLISHED"), ("28条", "POSTS_PUBLISHED"),
+                       ("22.4万余次", "CALLS_ANSWERED")]
+        assert new.startswith("全年没有发生行政诉讼。") and "、区级28条，" in new
+        phrase = new[new.index("，") + 1:new.index("22.4")]
+        assert phrase in bank["CALLS_ANSWERED"] and phrase != "接听咨询电话"
+        seen.add(phrase)
+    assert len(seen) > 3
+
+
+def test_mention_swap_copies_are_labelled_like_their_window(char_tok):
+    from govfacts.infer.rules import RuleExtractor
+    from govfacts.train.dataset import HintSpec
+
+    docs = corpus_docs()
+    doc = docs["hr-dongguan-2015"]
+    hints = HintSpec(RuleExtractor(), quantities=True)
+    plain = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, hints=hints)
+    from govfacts.infer.rules import cue_words
+    from govfacts.train.dataset import mention_bank
+
+    more = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, hints=hints, mention_swaps=1,
+                        bank=mention_bank(docs.values(), cue_words()))
+    extra = [r for r in more if r["copy"] >= 1]
+    assert extra and len(more) == len(plain) + len(extra)
+    b_ids = {LABELS.label2id[f"B-{n}"] for n in LABELS.names}
+    for r in extra:
+        assert any(x in b_ids for x in r["labels"]) and len(r["token_type_ids"]) == len(r["input_ids"])

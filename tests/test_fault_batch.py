@@ -169,10 +169,11 @@ def test_kill_and_resume_keeps_every_fact_exactly_once(samples, tmp_path, worker
         assert word in reasons
 
 
-def test_kills_more_frequent_than_a_long_document_still_finish(samples, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_kills_more_frequent_than_a_long_document_still_finish(samples, tmp_path, workers):
     """Killed again and again, each time sooner than the 2 MB report inside the corpus takes, the run
-    still advances (a long document is journalled part by part, short ones a few at a time) and the
-    final output equals an uninterrupted run's."""
+    still advances (a long document is journalled part by part, short ones a few at a time, in worker
+    processes too) and the final output equals an uninterrupted run's."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(samples.glob("*.txt"))}
@@ -192,12 +193,14 @@ def test_kills_more_frequent_than_a_long_document_still_finish(samples, tmp_path
         assert res.returncode == 0, res.stderr
         return time.monotonic() - t0
 
-    start = run(one, tmp_path / "one.jsonl")  # start-up and one short report
+    par = ["--workers", str(workers)] if workers else []
+    start = run(one, tmp_path / "one.jsonl", *par)  # start-up (worker processes included) and one short report
     ref = tmp_path / "ref.jsonl"
-    whole = run(corpus, ref)
+    whole = run(corpus, ref, *par)
     interval = start + 0.4 * max(0.0, whole - start)  # well short of the big report's share of the run
     out = tmp_path / "facts.jsonl"
     cmd = [str(EXE), "extract", str(corpus), "-o", str(out), "--model", "rules", "-q"]
+    cmd += par
     big = str(corpus / "a-big.txt")
     kills, inside, finished = 0, 0, False
     for attempt in range(30):

@@ -137,6 +137,25 @@ def test_mark_quantities_and_vocab():
     assert out == ["O", "B-FEES", "I-FEES", "B-QTY", "I-QTY", "B-QTY"]
 
 
+def test_veto_hints_mark_what_an_out_of_scope_cue_vetoes():
+    from govfacts.infer.hints import VETO_TAGS, hint_vocab, quantity_hints
+    from govfacts.infer.rules import RuleExtractor
+    from govfacts.quantity import view_quantities
+
+    text = "报告共五个部分组成。处置网络舆情70多件，网站主动发布信息1100多条。"
+    view = build_view(text)
+    rules = RuleExtractor()
+    vetoed = [view.text[s:e] for s, e in rules.vetoed(view)]
+    assert vetoed == ["五个", "70多件"]
+    hints = quantity_hints(rule_hint_tags(view, rules), view_quantities(view), rules.vetoed(view))
+    at = {view.text[i]: hints[i] for i in range(len(hints)) if hints[i] != "O"}
+    assert hints[text.index("五")] == "B-VETO" and hints[text.index("70")] == "B-VETO"
+    assert hints[text.index("1100")] == "B-POSTS_PUBLISHED" and "I-VETO" in at.values()
+    vocab = hint_vocab(LABELS.bio_tags, True, True)
+    assert [vocab[t] for t in VETO_TAGS] == [len(LABELS.bio_tags) + 2, len(LABELS.bio_tags) + 3]
+    assert len(hint_vocab(LABELS.bio_tags, True, False)) == len(LABELS.bio_tags) + 2
+
+
 def test_hinted_finetune_and_tagger(tmp_path):
     """A tiny hinted tagger trains, saves its hint types and reads the rules' tags at inference."""
     from govfacts.infer.tagger import Tagger
@@ -155,17 +174,19 @@ def test_hinted_finetune_and_tagger(tmp_path):
         "base_model": str(tmp_path / "base"), "annotations": str(ROOT / "annotations"),
         "splits": str(tmp_path / "splits.yaml"), "output_dir": str(tmp_path / "tagger"), "epochs": 1,
         "max_steps": 4, "batch_size": 8, "num_threads": 1, "progress": False, "augment": 0,
-        "rule_hints": True, "hint_drop": 0.3, "hint_swap": 0.1})
+        "rule_hints": True, "hint_drop": 0.3, "hint_swap": 0.1, "hint_quantities": True, "hint_vetoes": True})
     conf = json.loads((out / "config.json").read_text(encoding="utf-8"))
     from govfacts.infer.hints import hint_vocab
 
-    # configs/finetune.yaml has hint_quantities: true → the 47 tags plus B-QTY/I-QTY
-    assert conf["govfacts_rule_hints"] is True and conf["type_vocab_size"] == len(hint_vocab(LABELS.bio_tags, True))
+    # the run's hint_quantities and hint_vetoes: true → the 47 tags plus B-QTY/I-QTY and B-VETO/I-VETO
+    assert conf["govfacts_rule_hints"] is True
+    assert conf["type_vocab_size"] == len(hint_vocab(LABELS.bio_tags, True, True)) == len(LABELS.bio_tags) + 4
     tagger = Tagger.from_pretrained(out, num_threads=1)
     assert tagger.rules is not None
-    batches = list(tagger.window_logits([build_view(TEXT)]))
+    batches = list(tagger.window_logits([build_view(TEXT + "处置网络舆情70多件。")]))
     seen = [it[3]["token_type_ids"] for batch, _ in batches for it in batch]
     assert any(t for row in seen for t in row)
+    assert {len(LABELS.bio_tags) + 2, len(LABELS.bio_tags) + 3} <= {t for row in seen for t in row}
     spans = tagger.spans(docs["gov-pingtan-2021"].text)
     assert all(s.label in LABELS.names and 0 <= s.score <= 1 for s in spans)
 

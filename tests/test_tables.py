@@ -85,3 +85,23 @@ def test_pdf_table(tmp_path):
     assert got["requests.partly_granted.total"] == 3  # the number line before its wrapped label
     assert got["requests.unavailable.not_held.total"] == 3 and got["requests.total_handled.total"] == 16
     assert got["review.upheld"] == 1 and got["litigation_direct.total"] == 1 and got["litigation_after_review.total"] == 0
+
+
+def test_table_regions_hold_every_row_and_prose_spans_inside_are_dropped(samples):
+    from govfacts.infer.facts import facts_from_spans
+    from govfacts.records import Document, Span
+
+    text = (samples / "gov-pingtan-2021.txt").read_text(encoding="utf-8")
+    read = read_tables(text)
+    regions = read.regions()
+    assert 1 <= len(regions) <= 3 and read.cells
+    assert all(any(a <= c.row_start and c.row_end <= b for a, b in regions) for c in read.cells)
+    inside = text.index("行政许可", regions[0][0])  # a row label of the proactive table
+    outside = text.index("2021")  # the report's prose, before the tables
+    assert not any(a <= outside < b for a, b in regions)
+    doc = Document("gov-pingtan-2021", "gov-pingtan-2021.txt", text)
+    spans = [Span(inside, inside + 4, "POSTS_PUBLISHED", text[inside:inside + 4]),
+             Span(outside, outside + 4, "POSTS_PUBLISHED", text[outside:outside + 4])]
+    facts = facts_from_spans(doc, spans, "test", tables=True)
+    prose = [f for f in facts if f.source == "prose"]
+    assert [f.start for f in prose] == [outside] and any(f.source == "table" for f in facts)

@@ -5,8 +5,8 @@ evaluation holds agencies govfacts has never seen. So the labelled documents of 
 (train and dev; the test split is never read) are grouped by the agency that published them
 (annotations/MANIFEST.tsv), the groups dealt into k folds balanced by gold spans, and every recipe is
 fine-tuned k times per seed: on the other folds, with an inner dev group for epoch selection and
-calibration, and scored on the held-out fold with the rules beside it. Per-document fact counts are
-kept, so the summary gives each recipe's mean ± sd over folds×seeds, its pooled F1 and a paired
+calibration, and scored on the held-out fold with the rules beside it. Per-document fact counts and
+the predicted spans are kept (for error analysis and for scoring combinations later), so the summary gives each recipe's mean ± sd over folds×seeds, its pooled F1 and a paired
 bootstrap against the rules and against the other recipes. Each (recipe, fold, seed) result is
 written as soon as it is done and skipped when present: a long run resumes.
 """
@@ -165,7 +165,8 @@ def run_one(cfg: CrossvalSettings, p: Plan, recipe: str, fold: int, seed: int, o
         facts = extract_documents(ex, [Document(d.doc_id, d.doc_id, d.text) for d in docs], tables=False)
         matches = [m for d, fs in zip(docs, facts) for m in match_facts(d, [f.to_span() for f in fs])]
         counts = doc_counts(matches, doc_ids)
-        result[name] = {"f1": f1_of_counts(counts), "counts": counts}
+        spans = {d: [[f.start, f.end, f.metric, f.confidence] for f in fs] for d, fs in zip(doc_ids, facts)}
+        result[name] = {"f1": f1_of_counts(counts), "counts": counts, "spans": spans}
     if not cfg.keep_models:
         shutil.rmtree(model_dir, ignore_errors=True)
     return result

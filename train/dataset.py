@@ -12,11 +12,13 @@ whitespace, byte-level tokenizers with several tokens per char).
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 from govfacts.annotations import AnnotatedDoc
-from govfacts.infer.hints import corrupt_hints, hint_type_ids, hint_vocab, mark_quantities, rule_hint_tags
+from govfacts.infer.hints import corrupt_hints, hint_type_ids, hint_vocab, quantity_hints, rule_hint_tags
+from govfacts.infer.rules import cue_words
 from govfacts.infer.windows import encode_window, read_encoded_windows
 from govfacts.labels import LabelSet, default_labels
 from govfacts.numforms import REWRITES
@@ -76,6 +78,7 @@ class HintSpec:
     drop: float = 0.0
     swap: float = 0.0
     quantities: bool = False  # B-QTY/I-QTY on candidates the rules left unlabelled (govfacts.infer.hints)
+    vetoes: bool = False  # B-VETO/I-VETO on quantities the rules' out-of-scope cues veto (with quantities)
 
 
 # Number forms a tagger meets in the normalised view (full-width digits, traditional script and PDF spaces
@@ -113,6 +116,80 @@ def rewrite_window(text: str, tags: Sequence[Optional[str]], rng, share: float =
     return "".join(parts), new_tags
 
 
+# A claim's metric phrase runs back from the claim to the nearest clause mark; `、` is left out of the
+# marks on purpose: a list item (`市级47期、区级28期`) has no phrase of its own and is not swapped.
+PHRASE_MARKS = "。！？；!?;\n，,：:（(）)"
+PHRASE_LEN = (2, 24)
+_DIGIT = re.compile(r"[0-9０-９零〇一二两三四五六七八九十百千万亿]")
+_TIME_LEAD = re.compile(r"(?:(?:19|20)\d\d年度?|\d{1,2}月份?|至今|以来|[，,])+")  # `2014年`: kept, not swapped
+_QUOTES = re.compile(r"[《》“”\"「」]")
+
+
+def metric_phrase(text: str, tags: Sequence[Optional[str]], start: int) -> Optional[tuple[int, int]]:
+    """[a, start): the words of the clause before the claim at `start` (`网站主动发布信息`, `接听咨询电话`),
+    or None where that clause is too short or long, holds another quantity or another span, or is a
+    list item."""
+    a = start
+    while a > 0 and text[a - 1] not in PHRASE_MARKS and start - a <= PHRASE_LEN[1]:
+        if text[a - 1] == "、":
+            return None
+        a -= 1
+    if a > 0 and text[a - 1] not in PHRASE_MARKS:
+        return None
+    lead = _TIME_LEAD.match(text, a, start)
+    a = lead.end() if lead else a
+    if not PHRASE_LEN[0] <= start - a <= PHRASE_LEN[1]:
+        return None
+    if _DIGIT.search(text[a:start]) or _QUOTES.search(text[a:start]) or any(t and t != "O" for t in tags[a:start]):
+        return None
+    return a, start
+
+
+def _is_quantity(claim: str) -> bool:
+    """Zero claims (`没有…收费`) hold their negation in the phrase before them: never swapped."""
+    return bool(_DIGIT.search(claim))
+
+
+def mention_bank(docs: Iterable[AnnotatedDoc], cues: Optional[dict[str, list[str]]] = None) -> dict[str, list[str]]:
+    """Per label, the distinct metric phrases its quantity claims follow in `docs` (the training
+    documents) and the label's `cues` (the rules' lexicon, `cue_words`): the phrasings `swap_mentions`
+    draws from."""
+    bank: dict[str, set[str]] = {k: set(v) for k, v in (cues or {}).items()}
+    for doc in docs:
+        view, tags = doc_view_tags(doc)
+        for a, b, label in view_spans(tags):
+            ph = metric_phrase(view.text, tags, a) if _is_quantity(view.text[a:b]) else None
+            if ph:
+                bank.setdefault(label, set()).add(view.text[ph[0]:ph[1]])
+    return {k: sorted(v) for k, v in bank.items()}
+
+
+def swap_mentions(text: str, tags: Sequence[Optional[str]], bank: dict[str, list[str]], rng, share: float = 0.8
+                  ) -> Optional[tuple[str, list[Optional[str]]]]:
+    """Mention replacement (Dai & Adel 2020) for claims: each claim's metric phrase, with probability
+    `share`, replaced by another phrase of the same label from `bank`; claims and their values stay,
+    the tags move with them. None when nothing changed."""
+    parts: list[str] = []
+    new_tags: list[Optional[str]] = []
+    last, changed = 0, False
+    for a, b, label in view_spans(tags):
+        ph = metric_phrase(text, tags, a) if a >= last and _is_quantity(text[a:b]) else None
+        options = [p for p in bank.get(label, ()) if ph and p != text[ph[0]:ph[1]]]
+        if not ph or ph[0] < last or not options or rng.random() >= share:
+            continue
+        new = rng.choice(options)
+        parts.append(text[last:ph[0]])
+        new_tags += list(tags[last:ph[0]])
+        parts.append(new)
+        new_tags += ["O"] * len(new)
+        last, changed = ph[1], True
+    if not changed:
+        return None
+    parts.append(text[last:])
+    new_tags += list(tags[last:])
+    return "".join(parts), new_tags
+
+
 def text_hint_tags(text: str, rules) -> list[str]:
     """The rules' IOB2 tag per char of a text that is already a normalised view (a rewritten window)."""
     return spans_to_view_tags(TextView(text, text, list(range(len(text)))), rules.spans(text))
@@ -120,10 +197,12 @@ def text_hint_tags(text: str, rules) -> list[str]:
 
 def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len: int = 256,
                  stride: int = 64, augment: int = 0, rng=None, skip_plain: bool = False,
-                 hints: Optional[HintSpec] = None, number_forms: int = 0) -> list[dict]:
+                 hints: Optional[HintSpec] = None, number_forms: int = 0, mention_swaps: int = 0,
+                 bank: Optional[dict[str, list[str]]] = None) -> list[dict]:
     """Training examples (one per window) of one annotated document, plus `augment` copies with
-    perturbed claim values of every window that holds a span, and `number_forms` copies with its claims
-    written in other number forms (`rewrite_window`). With `skip_plain`, windows are cut from the claim
+    perturbed claim values of every window that holds a span, `number_forms` copies with its claims
+    written in other number forms (`rewrite_window`) and `mention_swaps` copies with their metric
+    phrases swapped for others of the same label (`swap_mentions` over `bank`). With `skip_plain`, windows are cut from the claim
     segments only, as the tagger reads them then (govfacts.claims). With `hints`, every example also
     gets token_type_ids from the rules' spans, corrupted anew for each copy; a rewritten copy gets the
     rules' tags of its own text."""
@@ -131,7 +210,8 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
     view, tags = doc_view_tags(doc)
     hint_tags = rule_hint_tags(view, hints.rules) if hints else None
     candidates = view_quantities(view) if hints and hints.quantities else []
-    vocab = hint_vocab(list(label2id), bool(hints and hints.quantities))
+    vetoed = hints.rules.vetoed(view) if hints and hints.quantities and hints.vetoes else []
+    vocab = hint_vocab(list(label2id), bool(hints and hints.quantities), bool(hints and hints.vetoes))
     names = sorted({t[2:] for t in label2id if t != "O"})
     out = []
     for s, e, first in read_encoded_windows(view.text, tokenizer, max_len, stride, skip_plain):
@@ -149,11 +229,14 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
                    "doc_id": doc.doc_id, "start": s, "end": e, "copy": k}
             if hints:
                 win_hints = corrupt_hints(hint_tags[s:e], rng, hints.drop, hints.swap, names)
-                win_hints = mark_quantities(win_hints, [c for c in candidates if c[0] < e and s < c[1]], s)
+                win_hints = quantity_hints(win_hints, [c for c in candidates if c[0] < e and s < c[1]],
+                                           [c for c in vetoed if c[0] < e and s < c[1]], s)
                 row["token_type_ids"] = hint_type_ids(enc["offsets"], win_hints, vocab)
             out.append(row)
-        for k in range(number_forms if has_claim else 0):
-            rewritten = rewrite_window(texts[0], win_tags, rng)
+        rewrites = [lambda: rewrite_window(texts[0], win_tags, rng)] * number_forms
+        rewrites += [lambda: swap_mentions(texts[0], win_tags, bank or {}, rng)] * mention_swaps
+        for k, rewrite in enumerate(rewrites if has_claim else []):
+            rewritten = rewrite()
             if rewritten is None:
                 continue
             text, new_tags = rewritten
@@ -164,7 +247,9 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
             if hints:
                 win_hints = corrupt_hints(text_hint_tags(text, hints.rules), rng, hints.drop, hints.swap, names)
                 if hints.quantities:
-                    win_hints = mark_quantities(win_hints, find_quantities(text))
+                    own = TextView(text, text, list(range(len(text))))
+                    win_hints = quantity_hints(win_hints, find_quantities(text),
+                                               hints.rules.vetoed(own) if hints.vetoes else [])
                 row["token_type_ids"] = hint_type_ids(enc["offsets"], win_hints, vocab)
             out.append(row)
     return out
@@ -172,15 +257,19 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
 
 def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | None = None, max_len: int = 256,
                   stride: int = 64, augment: int = 0, seed: int = 0, skip_plain: bool = False,
-                  hints: Optional[HintSpec] = None, number_forms: int = 0):
+                  hints: Optional[HintSpec] = None, number_forms: int = 0, mention_swaps: int = 0):
     """A `datasets.Dataset` of windows (input_ids, attention_mask, labels, doc_id, start, end, copy,
-    and token_type_ids with `hints`); copy > 0 marks an augmented window (see `perturb_numbers`)."""
+    and token_type_ids with `hints`); copy > 0 marks an augmented window (see `perturb_numbers`).
+    Mention swaps draw from the metric phrases of `docs` themselves and the rules' cue words
+    (`mention_bank`)."""
     from datasets import Dataset  # heavy: imported only when a dataset is built
 
+    docs = list(docs)
     label2id = (labels or default_labels()).label2id
     rng = random.Random(seed)
+    bank = mention_bank(docs, cue_words()) if mention_swaps else None
     rows = [ex for doc in docs for ex in doc_examples(doc, tokenizer, label2id, max_len, stride, augment, rng,
-                                                      skip_plain, hints, number_forms)]
+                                                      skip_plain, hints, number_forms, mention_swaps, bank)]
     cols = ["input_ids", "attention_mask", "labels", "doc_id", "start", "end", "copy"]
     if hints:
         cols.append("token_type_ids")

@@ -63,6 +63,7 @@ class FinetuneSettings:
     progress: bool
     augment: int
     number_forms: int
+    mention_swaps: int
     o_weight: float
     rare_label_min: int
     eval_every: int
@@ -72,6 +73,7 @@ class FinetuneSettings:
     hint_drop: float
     hint_swap: float
     hint_quantities: bool
+    hint_vetoes: bool
 
 
 def load_config(config_path: str | Path | None = None, overrides: Optional[dict] = None) -> FinetuneSettings:
@@ -210,11 +212,11 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
     hints = None
     if cfg.rule_hints:
         hints = HintSpec(RuleExtractor(labels), float(cfg.hint_drop), float(cfg.hint_swap),
-                         bool(cfg.hint_quantities))
-        enable_hints(model, len(hint_vocab(labels.bio_tags, hints.quantities)))
+                         bool(cfg.hint_quantities), bool(cfg.hint_quantities and cfg.hint_vetoes))
+        enable_hints(model, len(hint_vocab(labels.bio_tags, hints.quantities, hints.vetoes)))
 
     data = build_dataset(train_docs, tokenizer, labels, max_len, stride, augment=int(cfg.augment),
-                         number_forms=int(cfg.number_forms),
+                         number_forms=int(cfg.number_forms), mention_swaps=int(cfg.mention_swaps),
                          seed=int(cfg.seed), skip_plain=bool(cfg.skip_plain), hints=hints)
     if len(data) == 0:
         raise ValueError("the train split yields no training windows")
