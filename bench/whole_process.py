@@ -7,7 +7,8 @@ What a user waits for: start-up (imports, model loading) included. Corpus 1x = t
 reports x4 (each copy its own file, prefixed with its copy number); Nx holds N times as many files.
 
 * naive: a child process that imports transformers, builds `pipeline("token-classification",
-  aggregation_strategy="simple")` with the same weights and runs it once per sentence (split on
+  aggregation_strategy="simple")` with the same weights (and, with `--naive-models`, with other weights too,
+  e.g. the previous default's: what the same job cost before) and runs it once per sentence (split on
   。！？；and line ends, pieces over 500 chars cut), writing the entities as JSON lines.
 * govfacts: `govfacts extract CORPUS -o OUT.jsonl -q [--runtime R --int8|--fp32]` as a child process
   (`auto`: the configured default, whose runtime choice is measured once per machine before the timed
@@ -84,6 +85,11 @@ def naive_child(model: str, corpus: str, out: str) -> None:
     print(n)
 
 
+def naive_name(model: str, default: str) -> str:
+    """`naive` for the naive pipeline with the benchmarked model's weights, `naive (NAME)` with others'."""
+    return "naive" if model == default else f"naive ({Path(model).name})"
+
+
 def variant_args(variant: str) -> list[str]:
     if variant == "auto":
         return []
@@ -96,6 +102,9 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default=str(ROOT / "models" / "govfacts-tagger-zh"))
     ap.add_argument("--sizes", default="1,16")
     ap.add_argument("--naive-sizes", default="1,16")
+    ap.add_argument("--naive-models", default="",
+                    help="comma-separated further weights the naive pipeline also runs with (e.g. the previous "
+                         "default), each its own row and ratio column; it always runs with --model")
     ap.add_argument("--variants", default="auto,torch-int8", help="auto (the default) or RUNTIME-int8/fp32")
     ap.add_argument("--repeat", type=int, default=1, help="runs per row, best kept (naive at sizes > 1: once)")
     ap.add_argument("--json")
@@ -106,6 +115,7 @@ def main(argv=None) -> None:
     sizes = [int(x) for x in a.sizes.split(",") if x]
     naive_sizes = [int(x) for x in a.naive_sizes.split(",") if x]
     variants = [v for v in a.variants.split(",") if v]
+    naive_models = [a.model] + [m for m in a.naive_models.split(",") if m and m != a.model]
     info = cpu_info()
     print(f"CPU: {info['model']}, {info['cpus']} CPUs, SIMD: {info['simd_flags']} (AVX-512: {info['avx512']})")
     work = Path(tempfile.mkdtemp(prefix="govfacts-bench-"))
@@ -126,8 +136,9 @@ def main(argv=None) -> None:
             chars = build_corpus(corpus, 4 * size)
             rows = []  # (name, command, is naive)
             if size in naive_sizes:
-                rows.append(("naive", [PY, str(Path(__file__).resolve()), "--naive-child", a.model, str(corpus),
-                                       str(work / f"naive-{size}.jsonl")], True))
+                for k, m in enumerate(naive_models):
+                    rows.append((naive_name(m, a.model), [PY, str(Path(__file__).resolve()), "--naive-child", m,
+                                                          str(corpus), str(work / f"naive{k}-{size}.jsonl")], True))
             if size in sizes:
                 rows += [(f"govfacts {v}", [*GOVFACTS, "extract", str(corpus), "-o", str(work / f"{v}-{size}.jsonl"),
                                             "-q", "-m", a.model, *variant_args(v)], False) for v in variants]
@@ -151,14 +162,16 @@ def main(argv=None) -> None:
                 print(json.dumps(row))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    naive = {r["size"]: r["seconds"] for r in results if r["path"] == "naive"}
-    print("\n| run | size | chars | seconds | chars/s | ratio to naive | peak RSS (MB) |\n|---|---:|---:|---:|---:|---:|---:|")
+    names = [naive_name(m, a.model) for m in naive_models]
+    naive = {(r["path"], r["size"]): r["seconds"] for r in results if r["path"] in names}
+    print("\n| run | size | chars | seconds | chars/s | " + " | ".join(f"ratio to {n}" for n in names)
+          + " | peak RSS (MB) |\n|---|---:|---:|---:|---:|" + "---:|" * len(names) + "---:|")
     for r in results:
         if "size" not in r:
             continue
-        ratio = f"{naive[r['size']] / r['seconds']:.1f}x" if r["size"] in naive else "-"
-        print(f"| {r['path']} | {r['size']}x | {r['chars']:,} | {r['seconds']} | {r['chars_per_s']:,} | {ratio} | "
-              f"{r['peak_rss_mb']} |")
+        ratios = [f"{naive[(n, r['size'])] / r['seconds']:.1f}x" if (n, r["size"]) in naive else "-" for n in names]
+        print(f"| {r['path']} | {r['size']}x | {r['chars']:,} | {r['seconds']} | {r['chars_per_s']:,} | "
+              f"{' | '.join(ratios)} | {r['peak_rss_mb']} |")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps({"cpu": info, "results": results}, ensure_ascii=False, indent=1),

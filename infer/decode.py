@@ -254,7 +254,8 @@ def span_score(chosen: Sequence[float], how: str = "min") -> float:
 
 def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray, covered: np.ndarray,
                  tags: Sequence[str], candidates: Sequence[tuple[int, int]], threshold: float = 0.5,
-                 text: str = "") -> list[tuple[int, int, str, float]]:
+                 text: str = "", hinted: Sequence[tuple[int, int]] = (), hint_threshold: Optional[float] = None
+                 ) -> list[tuple[int, int, str, float]]:
     """Quantity-anchored decoding: numeric claims take their boundaries from the quantity grammar.
 
     A small tagger is good at telling WHICH metric a number counts but unsure WHERE a long number
@@ -263,7 +264,8 @@ def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray
     `threshold`, labelled with the label of the highest mean B-/I- mass; its score is that mass's
     minimum over the chars. Decoded spans that overlap a candidate give way to it; the others
     (zero claims such as `没有发生[行政复议]`) are kept where, when `text` is given, a zero claim can
-    be (`is_zero_claim_site`).
+    be (`is_zero_claim_site`). A candidate the rules labelled (`hinted`, view ranges) needs only
+    `hint_threshold` (fitted on dev): the rules' vote is evidence the tagger weighs, not a tie-breaker.
     """
     probs = np.asarray(probs, dtype=np.float64)
     cov = np.asarray(covered, dtype=bool)
@@ -283,7 +285,10 @@ def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray
             continue
         p = probs[idx]
         p_ent = 1.0 - float(p[:, o_col].mean()) if o_col is not None else 1.0
-        if p_ent < threshold:
+        need = threshold
+        if hint_threshold is not None and any(a < e and s < b for a, b in hinted):
+            need = hint_threshold
+        if p_ent < need:
             continue
         per_label = p @ mass  # [chars, labels]
         k = int(per_label.mean(axis=0).argmax())

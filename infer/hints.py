@@ -33,6 +33,11 @@ def rule_hint_tags(view: TextView, rules) -> list[str]:
     return spans_to_view_tags(view, rule_spans(view, rules))
 
 
+def rule_view_spans(view: TextView, rules) -> list[tuple[int, int]]:
+    """View [start, end) of the rule extractor's spans."""
+    return [view.from_raw(s.start, s.end) for s in rule_spans(view, rules)]
+
+
 def zero_claim_phrases(view: TextView, rules) -> list[tuple[int, int]]:
     """View [start, end) of the noun phrases the rules take as zero claims (`没有发生[行政复议案件]`)."""
     out = []

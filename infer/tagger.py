@@ -22,8 +22,8 @@ import numpy as np
 from govfacts.infer.checkpoint import (FileTokenizer, ModelConfig, checkpoint_key, is_local_checkpoint,
                                        load_hf_tokenizer, load_torch_model, weights_hash)
 from govfacts.infer.decode import anchor_spans, continuation_matrix, platt_scale, spans_from_tags, viterbi_split
-from govfacts.infer.hints import (hint_type_ids, hint_vocab, quantity_hints, rule_hint_tags, snap_to_phrases,
-                                  uses_quantity_hints, uses_veto_hints, zero_claim_phrases)
+from govfacts.infer.hints import (hint_type_ids, hint_vocab, quantity_hints, rule_hint_tags, rule_view_spans,
+                                  snap_to_phrases, uses_quantity_hints, uses_veto_hints, zero_claim_phrases)
 from govfacts.infer.onnx_runtime import OnnxRunner, model_file
 from govfacts.infer.rules import RuleExtractor, follows_no_claim_word
 from govfacts.infer.windows import read_encoded_windows
@@ -52,6 +52,7 @@ class TaggerOptions:
     min_score: float = 0.0  # spans whose calibrated score is below this are dropped (fitted on dev)
     platt: Optional[tuple[float, float]] = None  # (a, b): p = sigmoid(a·logit(score) + b), fitted on dev
     skip_plain: bool = False  # read only sentences that may hold a claim (govfacts.claims)
+    hint_threshold: Optional[float] = None  # entity mass a rule-labelled candidate needs (None: as any; dev-fitted)
 
     @classmethod
     def from_config(cls, cfg, default_max_len: int, **overrides) -> "TaggerOptions":
@@ -62,7 +63,8 @@ class TaggerOptions:
         opts = cls(max_len=int(get("max_len", default_max_len)), stride=int(get("stride", DEFAULT_STRIDE)),
                    temperature=float(get("temperature", 1.0) or 1.0), anchor=bool(get("anchor", False)),
                    min_score=float(get("min_score", 0.0)), platt=tuple(get("platt", ())) or None,
-                   skip_plain=bool(get("skip_plain", False)))
+                   skip_plain=bool(get("skip_plain", False)),
+                   hint_threshold=None if get("hint_threshold", None) is None else float(get("hint_threshold", 0.5)))
         return dataclasses.replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -209,7 +211,9 @@ class Tagger:
             found = snap_free_spans(view.text, found, candidates)
             if self.rules is not None:
                 found = snap_to_phrases(found, zero_claim_phrases(view, self.rules))
-            found = anchor_spans(found, probs, covered, self.tags, candidates, text=view.text)
+            hinted = rule_view_spans(view, self.rules) if self.rules is not None and opts.hint_threshold is not None else []
+            found = anchor_spans(found, probs, covered, self.tags, candidates, text=view.text, hinted=hinted,
+                                 hint_threshold=opts.hint_threshold)
         found = [f for f in found if not (_NUMERAL.search(view.text[f[0]:f[1]])
                                           and follows_no_claim_word(view.text, f[0]))]
         if opts.platt:

@@ -101,6 +101,11 @@ def test_calibrate_command_writes_report(tiny, tmp_path):
     if rep["platt"]["kept"]:
         assert rep["platt"]["nll_after"] <= rep["platt"]["nll_before"]
     assert rep["min_score"]["f1"] >= rep["min_score"]["f1_without"] - 1e-9
+    # a rule-hinted, anchored tagger: the entity mass a rule-labelled candidate needs, best on dev
+    if conf.get("govfacts_rule_hints") and conf.get("govfacts_anchor"):
+        ht = rep["hint_threshold"]
+        assert conf["govfacts_hint_threshold"] == ht["hint_threshold"] in [r["hint_threshold"] for r in ht["grid"]]
+        assert ht["f1"] == max(r["f1"] for r in ht["grid"])
     from govfacts.infer.tagger import Tagger
 
     t = Tagger.from_pretrained(tiny)

@@ -192,6 +192,15 @@ def test_anchor_replaces_overlapping_spans_and_picks_label_by_mass():
     assert [(s, e, lab) for s, e, lab, _ in out] == [(0, 4, "A")]
 
 
+def test_a_candidate_the_rules_labelled_needs_only_the_hint_threshold():
+    probs = rows({O: .7, BA: .3}, {O: .7, IA: .3}, {O: .9}, {O: .7, BA: .3}, {O: .7, IA: .3})
+    cands = [(0, 2), (3, 5)]
+    assert anchor_spans([], probs, np.ones(5, bool), TAGS, cands) == []  # entity mass .3 < .5
+    out = anchor_spans([], probs, np.ones(5, bool), TAGS, cands, hinted=[(3, 5)], hint_threshold=0.25)
+    assert [(s, e, lab) for s, e, lab, _ in out] == [(3, 5, "A")]  # only the hinted one, at .3 >= .25
+    assert anchor_spans([], probs, np.ones(5, bool), TAGS, cands, hinted=[(3, 5)]) == []  # no threshold: as any
+
+
 def test_anchor_uses_only_covered_chars():
     probs = rows({BA: .8}, {O: .99}, {IA: .8})
     out = anchor_spans([], probs, np.array([True, False, True]), TAGS, [(0, 3)])

@@ -63,6 +63,7 @@ class TemperatureFit:
     config: Optional[str] = None  # the config.json written, if any
     int8: Optional[dict] = None  # check_int8() result, when run
     min_score: Optional[dict] = None  # fit_min_score() result, when run
+    hint_threshold: Optional[dict] = None  # fit_hint_threshold() result, when run
     platt: Optional[dict] = None  # fit_platt() result, when run
 
     def __float__(self) -> float:
@@ -72,8 +73,9 @@ class TemperatureFit:
         d = asdict(self)
         for k in ("calibration_before", "calibration_after", "grid"):
             d.pop(k)
-        if d.get("min_score"):
-            d["min_score"] = {k: v for k, v in d["min_score"].items() if k != "grid"}
+        for k in ("min_score", "hint_threshold"):
+            if d.get(k):
+                d[k] = {key: v for key, v in d[k].items() if key != "grid"}
         if d.get("platt"):
             d["platt"] = {k: v for k, v in d["platt"].items() if not k.startswith("calibration")}
         return d
@@ -193,6 +195,30 @@ def fit_platt(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optiona
     if write and target is not None:
         update_config(target, {"govfacts_platt": [a, b]})
     return out
+
+
+HINT_GRID = (0.5, 0.4, 0.3, 0.2, 0.1)
+
+
+def fit_hint_threshold(tagger, dev_docs: Sequence, grid: Sequence[float] = HINT_GRID, write: bool = True,
+                       model_dir: Optional[str | Path] = None, outputs: Optional[tuple] = None) -> Optional[dict]:
+    """Choose `govfacts_hint_threshold` on dev: the entity mass a candidate the rules labelled needs to be
+    kept (0.5 = as any other; lower keeps more of the rules' claims the tagger doubts). Ties go to the
+    higher value. None for a tagger without rule hints or anchored decoding."""
+    if tagger.rules is None or not tagger.options.anchor:
+        return None
+    views, batches = outputs or dev_outputs(tagger, dev_docs)
+    rows = []
+    for t in grid:
+        tagger.options.hint_threshold = float(t)
+        r = score_at(tagger, views, batches, dev_docs, tagger.options.temperature)
+        rows.append({"hint_threshold": float(t), "f1": r["f1"], "spans": r["spans"]})
+    best = max(rows, key=lambda r: (round(r["f1"], 9), r["hint_threshold"]))
+    tagger.options.hint_threshold = best["hint_threshold"]
+    target = _target(tagger, model_dir)
+    if write and target:
+        update_config(target, {"govfacts_hint_threshold": best["hint_threshold"]})
+    return {**best, "grid": rows}
 
 
 def fit_min_score(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None,
@@ -319,6 +345,7 @@ def calibrate(model_dir: str | Path, annotations: Optional[str | Path] = None, s
     tagger = Tagger.from_pretrained(model_dir)
     outputs = dev_outputs(tagger, docs)
     fit = fit_temperature(tagger, docs, model_dir=model_dir, outputs=outputs)
+    fit.hint_threshold = fit_hint_threshold(tagger, docs, model_dir=model_dir, outputs=outputs)
     fit.platt = fit_platt(tagger, docs, model_dir=model_dir, outputs=outputs)
     fit.min_score = fit_min_score(tagger, docs, model_dir=model_dir, outputs=outputs)
     if int8:
