@@ -181,6 +181,10 @@ def test_hinted_finetune_and_tagger(tmp_path):
     # the run's hint_quantities and hint_vetoes: true → the 47 tags plus B-QTY/I-QTY and B-VETO/I-VETO
     assert conf["govfacts_rule_hints"] is True
     assert conf["type_vocab_size"] == len(hint_vocab(LABELS.bio_tags, True, True)) == len(LABELS.bio_tags) + 4
+    counts = json.loads((out / "train_log.json").read_text(encoding="utf-8"))["span_counts"]
+    assert set(counts) == set(LABELS.names)
+    assert sum(c["gold"] for c in counts.values()) == sum(len(docs[i].spans) for i in train)
+    assert all(c["windows"] >= c["gold"] for c in counts.values())  # every gold span is read, some twice
     tagger = Tagger.from_pretrained(out, num_threads=1)
     assert tagger.rules is not None
     batches = list(tagger.window_logits([build_view(TEXT + "处置网络舆情70多件。")]))

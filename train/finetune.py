@@ -106,6 +106,29 @@ def evaluate(tagger, docs: Sequence) -> dict:
 
 
 # -- training -------------------------------------------------------------------------------------
+def span_counts(docs, window_labels: list[list[int]], copies: list[int], extra_labels: list[list[int]],
+                labels) -> dict[str, dict[str, int]]:
+    """Per label, what an epoch trains on: `gold` spans of the training documents (real), B- tags in the
+    windows cut from them (`windows`; overlapping windows repeat a span), in augmented copies
+    (`augmented`: perturbed digits, number forms, mention swaps) and in the rare-label repeats
+    (`oversampled`). The model card lists them."""
+    b_ids = {labels.label2id[f"B-{name}"]: name for name in labels.names}
+    out = {name: {"gold": 0, "windows": 0, "augmented": 0, "oversampled": 0} for name in labels.names}
+    for d in docs:
+        for sp in d.spans:
+            if sp.label in out:
+                out[sp.label]["gold"] += 1
+    for labs, copy in zip(window_labels, copies):
+        for x in labs:
+            if x in b_ids:
+                out[b_ids[x]]["augmented" if copy else "windows"] += 1
+    for labs in extra_labels:
+        for x in labs:
+            if x in b_ids:
+                out[b_ids[x]]["oversampled"] += 1
+    return out
+
+
 def oversample_rare(rows: list[dict], labels, min_spans: int) -> list[dict]:
     """Extra copies of the windows holding a label with fewer than `min_spans` B- tags in `rows`,
     so that every label is seen about `min_spans` times per epoch (rare metrics otherwise drown in
@@ -222,7 +245,10 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
         raise ValueError("the train split yields no training windows")
     cols = [c for c in ("input_ids", "attention_mask", "labels", "token_type_ids") if c in data.column_names]
     rows = [{c: r[c] for c in cols} for r in data]
-    rows += oversample_rare(rows, labels, int(cfg.rare_label_min))
+    extra = oversample_rare(rows, labels, int(cfg.rare_label_min))
+    counts = span_counts(train_docs, [r["labels"] for r in data], list(data["copy"]), [r["labels"] for r in extra],
+                         labels)
+    rows += extra
     class_weight = torch.ones(len(labels.bio_tags))
     class_weight[labels.label2id["O"]] = float(cfg.o_weight)
     bs = int(cfg.batch_size)
@@ -239,7 +265,7 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
 
     log: dict[str, Any] = {"base_model": str(cfg.base_model), "config": dataclasses.asdict(cfg), "labels_version": labels.version,
                            "train_docs": [d.doc_id for d in train_docs], "dev_docs": [d.doc_id for d in dev_docs],
-                           "train_windows": len(rows), "epochs": []}
+                           "train_windows": len(rows), "span_counts": counts, "epochs": []}
     best_key, best_state, best_epoch, best_eval = None, None, None, None
     step, stopped = 0, "completed"
     deadline = t0 + 60 * float(cfg.max_minutes) if cfg.max_minutes else None
