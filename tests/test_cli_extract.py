@@ -181,3 +181,45 @@ def test_a_long_document_is_journalled_part_by_part_and_resumed_inside(tmp_path,
                     extract_parts=lambda d, f: parts(d, f))
     assert calls and calls[0] == 3 and res.resumed == 0  # only the rest of the long document
     assert out.read_bytes() == ref.read_bytes() and not journal_path(out).exists()
+
+
+def _dying_setup():
+    """Worker extractor functions that kill their process on a document holding DIE-HERE (an out-of-memory
+    kill, a segfault in a native library): what the parent must survive."""
+    from govfacts.infer.api import extract_documents
+    from govfacts.infer.loader import load
+
+    ex = load("rules")
+
+    def many(docs):
+        if any("DIE-HERE" in d.text for d in docs):
+            Path(os.environ["GOVFACTS_TEST_DIED"]).touch()
+            os._exit(1)
+        return extract_documents(ex, docs)
+
+    return (lambda d: many([d])[0]), many
+
+
+def test_a_dead_worker_loses_nothing(tmp_path, samples, monkeypatch):
+    """A worker process dies inside a unit: the parent finishes that unit and the rest itself; the output
+    equals a run without workers."""
+    from govfacts.infer.api import extract_documents
+    from govfacts.infer.batch import run_batch
+    from govfacts.infer.loader import load
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, p in enumerate(sorted(samples.glob("*.txt"))[:6]):
+        text = p.read_text(encoding="utf-8")
+        (corpus / f"{i:02d}-{p.name}").write_text(text + ("\nDIE-HERE\n" if i == 2 else ""), encoding="utf-8")
+    ex = load("rules")
+    one = lambda d: extract_documents(ex, [d])[0]  # noqa: E731
+    many = lambda ds: extract_documents(ex, ds)  # noqa: E731
+    ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
+    run_batch([corpus], ref, one, extract_many=many, progress=False)
+    monkeypatch.setenv("GOVFACTS_TEST_DIED", str(tmp_path / "died"))
+    res = run_batch([corpus], out, one, extract_many=many, progress=False, workers=2, worker_setup=_dying_setup,
+                    long_chars=20_000)
+    assert (tmp_path / "died").exists()  # a worker did die
+    assert res.documents == 6 and not res.failures
+    assert out.read_bytes() == ref.read_bytes() and not journal_path(out).exists()
