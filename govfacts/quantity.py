@@ -15,6 +15,8 @@ from govfacts.textview import to_halfwidth, to_simplified
 APPROX_BEFORE = {"将近": "nearly", "近": "nearly", "大约": "approx", "约": "approx", "超过": "more_than",
                  "逾": "more_than", "超": "more_than"}
 CN_DIGITS = "零〇一二两三四五六七八九十百千万亿"
+# a numeral of any form: a span holding none is a zero claim (`没有…[收费]`)
+NUMERAL_RX = re.compile("[0-9０-９" + CN_DIGITS + "]")
 _MULT = {"万": 1e4, "亿": 1e8, "千": 1e3, "百": 1e2}
 
 _RX = re.compile(

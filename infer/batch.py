@@ -153,7 +153,7 @@ def _worker_init(setup: Callable, queue, parent: int) -> None:
                 pass
 
     threading.Thread(target=watch, daemon=True).start()
-    _WORKER = (tuple(setup()), queue)
+    _WORKER = ((*setup(), None)[:3], queue)  # (extract, extract_many, extract_parts or None)
 
 
 def _worker_unit(tid: int, paths: list[str], have: dict, long_chars: int) -> int:
@@ -167,7 +167,6 @@ def _worker_unit(tid: int, paths: list[str], have: dict, long_chars: int) -> int
         queue.put((tid, recs))
         sent += 1
 
-    fns = (*fns, None)[:3]
     process_unit(paths, fns, have, emit, long_chars)
     return sent
 

@@ -46,9 +46,11 @@ def facts_from_spans(doc: Document, spans: Iterable[Span], extractor: str, table
     a template table (`TableRead.regions`) is dropped: the table's numbers are its cells' facts, and the
     label contract leaves them untagged in prose. `read`: the document's `read_tables`, if already done."""
     agency, year = detect_context(doc.text)
-    read = read if read is not None else read_tables(doc.text)
-    regions = read.regions()
-    spans = [s for s in spans if not any(a <= s.start and s.end <= b for a, b in regions)]
+    spans = list(spans)
+    if spans or tables:  # a document without prose spans needs its tables read only for their cells
+        read = read if read is not None else read_tables(doc.text)
+        regions = read.regions()
+        spans = [s for s in spans if not any(a <= s.start and s.end <= b for a, b in regions)]
     view = build_view(doc.text) if spans else None
     out = [span_to_fact(s, doc, agency, year, extractor, view) for s in spans]
     if tables:

@@ -61,8 +61,13 @@ def rules_fingerprint(path: str | None = None, labels: LabelSet | None = None) -
 
 
 @lru_cache(maxsize=4)
+def _rules_config(path: str | None = None) -> dict:
+    return yaml.safe_load(Path(path or CONFIGS / "rules.yaml").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=4)
 def load_rules(path: str | None = None) -> tuple[list[Cue], re.Pattern, re.Pattern, re.Pattern]:
-    cfg = yaml.safe_load(Path(path or CONFIGS / "rules.yaml").read_text(encoding="utf-8"))
+    cfg = _rules_config(path)
     cues = []
     for label, by_weight in cfg["cues"].items():
         for weight, words in by_weight.items():
@@ -84,7 +89,7 @@ def follows_no_claim_word(text: str, start: int, path: str | None = None) -> boo
 def cue_words(path: str | None = None, min_weight: float = 4.0) -> dict[str, list[str]]:
     """The lexicon's cue words per label (NONE left out) of at least `min_weight`: phrasings a label is
     known to take, for mention replacement in fine-tuning."""
-    cfg = yaml.safe_load(Path(path or CONFIGS / "rules.yaml").read_text(encoding="utf-8"))
+    cfg = _rules_config(path)
     return {label: [str(w) for weight, words in by_weight.items() if float(weight) >= min_weight for w in words]
             for label, by_weight in cfg["cues"].items() if label != "NONE"}
 

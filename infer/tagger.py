@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -28,12 +27,11 @@ from govfacts.infer.onnx_runtime import OnnxRunner, model_file
 from govfacts.infer.rules import RuleExtractor, follows_no_claim_word
 from govfacts.infer.windows import read_encoded_windows
 from govfacts.infer.words import snap_free_spans
-from govfacts.quantity import view_quantities
+from govfacts.quantity import NUMERAL_RX, view_quantities
 from govfacts.records import Span
 from govfacts.textview import TextView, build_view
 
 DEFAULT_STRIDE = 64
-_NUMERAL = re.compile(r"[0-9零〇一二两三四五六七八九十百千万亿]")  # a numeric span (zero claims hold none)
 
 
 @dataclass
@@ -214,7 +212,7 @@ class Tagger:
             hinted = rule_view_spans(view, self.rules) if self.rules is not None and opts.hint_threshold is not None else []
             found = anchor_spans(found, probs, covered, self.tags, candidates, text=view.text, hinted=hinted,
                                  hint_threshold=opts.hint_threshold)
-        found = [f for f in found if not (_NUMERAL.search(view.text[f[0]:f[1]])
+        found = [f for f in found if not (NUMERAL_RX.search(view.text[f[0]:f[1]])
                                           and follows_no_claim_word(view.text, f[0]))]
         if opts.platt:
             found = [(s, e, lab, platt_scale(score, *opts.platt)) for s, e, lab, score in found]

@@ -22,7 +22,7 @@ from govfacts.infer.rules import cue_words
 from govfacts.infer.windows import encode_window, read_encoded_windows
 from govfacts.labels import LabelSet, default_labels
 from govfacts.numforms import REWRITES
-from govfacts.quantity import find_quantities, view_quantities
+from govfacts.quantity import NUMERAL_RX, find_quantities, view_quantities
 from govfacts.tags import spans_to_view_tags, view_spans
 from govfacts.textview import TextView, build_view
 
@@ -120,7 +120,6 @@ def rewrite_window(text: str, tags: Sequence[Optional[str]], rng, share: float =
 # marks on purpose: a list item (`市级47期、区级28期`) has no phrase of its own and is not swapped.
 PHRASE_MARKS = "。！？；!?;\n，,：:（(）)"
 PHRASE_LEN = (2, 24)
-_DIGIT = re.compile(r"[0-9０-９零〇一二两三四五六七八九十百千万亿]")
 _TIME_LEAD = re.compile(r"(?:(?:19|20)\d\d年度?|\d{1,2}月份?|至今|以来|[，,])+")  # `2014年`: kept, not swapped
 _QUOTES = re.compile(r"[《》“”\"「」]")
 
@@ -140,14 +139,14 @@ def metric_phrase(text: str, tags: Sequence[Optional[str]], start: int) -> Optio
     a = lead.end() if lead else a
     if not PHRASE_LEN[0] <= start - a <= PHRASE_LEN[1]:
         return None
-    if _DIGIT.search(text[a:start]) or _QUOTES.search(text[a:start]) or any(t and t != "O" for t in tags[a:start]):
+    if NUMERAL_RX.search(text[a:start]) or _QUOTES.search(text[a:start]) or any(t and t != "O" for t in tags[a:start]):
         return None
     return a, start
 
 
 def _is_quantity(claim: str) -> bool:
     """Zero claims (`没有…收费`) hold their negation in the phrase before them: never swapped."""
-    return bool(_DIGIT.search(claim))
+    return bool(NUMERAL_RX.search(claim))
 
 
 def mention_bank(docs: Iterable[AnnotatedDoc], cues: Optional[dict[str, list[str]]] = None) -> dict[str, list[str]]:
