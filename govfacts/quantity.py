@@ -33,11 +33,20 @@ _RX = re.compile(
 UNITS = ["人次", "件次", "条次", "场次", "批次", "篇次", "万元", "万份", "万次", "亿次", "元", "条", "次", "件", "篇", "个", "场",
          "期", "项", "份", "册", "名", "人", "起", "宗", "通", "席", "批", "本", "张", "套", "部", "家", "户", "档",
          "位", "则", "%"]
-_NUM = r"(?:[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?|[零〇二两三四五六七八九十百千][零〇一二两三四五六七八九十百千]*|一[零〇一二两三四五六七八九十百千万]+)"
+_UNIT_RX = "|".join(re.escape(u) for u in UNITS)
+_CN = "零〇一二两三四五六七八九十百千"
+# Chinese numerals: 万/亿 inside one only when more digits follow (`十九万六千零二十二`; in `三万次` the 万 is
+# the multiplier, as in `一万余次`). A lone 一 (`申请一件。`) only where its classifier closes the clause: `一个良好的格局`,
+# `一次性`, `一批…` are not counts.
+_NUM = (r"(?:[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?"
+        r"|[零〇二两三四五六七八九十百千](?:[" + _CN + r"]|[万亿](?=[" + _CN + r"]))*"
+        r"|一(?:[" + _CN + r"]|[万亿](?=[" + _CN + r"]))+"
+        r"|一(?=[万亿])"
+        r"|一(?=(?:" + _UNIT_RX + r")(?:[，。；;、,）)\s为]|$)))")
 QUANTITY_RX = re.compile(
     r"(?<![0-9A-Za-z.\-/:])(?:(?P<pre>将近|大约|超过|近|约|逾|超))?(?P<num>" + _NUM + r")"
     r"(?P<more1>多|余)?(?P<mult>[万亿千])?(?P<more2>多|余)?"
-    r"(?P<unit>" + "|".join(re.escape(u) for u in UNITS) + r")(?P<post>左右)?"
+    r"(?P<unit>" + _UNIT_RX + r")(?P<post>左右)?"
 )
 
 

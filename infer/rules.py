@@ -151,7 +151,7 @@ class RuleExtractor:
             unit_key = unit[1:] if unit[:1] in "万亿" and len(unit) > 1 else unit
             if follows_no_claim_word(t, m.start(), self.rules_path):
                 continue
-            if m.group("num") == "一" or t[m.end():m.end() + 1] in ("性", "年", "月", "日", "号"):
+            if t[m.end():m.end() + 1] in ("性", "年", "月", "日", "号"):
                 continue
             if not m.group("num")[0].isdigit() and (t[m.start() - 1:m.start()] in "“\"「" and m.start() > 0
                                                     or t[m.end():m.end() + 1] in ("“", "\"", "」")):

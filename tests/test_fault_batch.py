@@ -146,11 +146,13 @@ def test_kill_and_resume_keeps_every_fact_exactly_once(samples, tmp_path, worker
     for _ in range(2):  # killed, resumed and killed again, then resumed to the end
         delay = rnd.uniform(0.15, 0.85) * ref_secs
         extra = (["--resume"] if kills else []) + par
+        had_journal = journal_path(out).exists()
         if _kill_at_random(_cmd(corpus, out, errs, *extra), out, delay):
             kills.append(round(delay, 2))
             # output is atomic: none, or (killed after writing it, before exiting) the complete one
             assert not out.exists() or _by_doc(out) == reference, f"seed {seed}: partial output after a kill"
-            assert journal_path(out).exists() or out.exists(), f"seed {seed}: the journal must survive a kill"
+            if had_journal:  # a first kill may land in start-up, before the journal is opened
+                assert journal_path(out).exists() or out.exists(), f"seed {seed}: the journal must survive a kill"
     res = subprocess.run(_cmd(corpus, out, errs, "--resume", *par), capture_output=True, text=True, timeout=120)
     assert res.returncode == 1, res.stderr
     assert not journal_path(out).exists()
@@ -209,7 +211,9 @@ def test_kills_more_frequent_than_a_long_document_still_finish(samples, tmp_path
             finished = True
             break
         kills += 1
-        assert journal_path(out).exists() and not out.exists()
+        assert not out.exists()
+        if not journal_path(out).exists():  # killed in start-up (a loaded machine): nothing was done, nothing lost
+            continue
         recs = [json.loads(line) for line in journal_path(out).read_text(encoding="utf-8").splitlines() if line]
         mine = [r for r in recs if r["path"] == big]
         inside += bool(mine) and all("part" in r for r in mine)  # killed with some parts of the big report kept

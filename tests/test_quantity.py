@@ -72,3 +72,26 @@ def test_find_quantities_follows_the_span_convention():
     text = "网站主动发布信息1100多条，接听咨询电话22.4万余次，近6500件，2023年，占24.43%，约3万元左右"
     found = [text[s:e] for s, e in find_quantities(text)]
     assert found == ["1100多条", "22.4万余次", "近6500件", "24.43%", "约3万元左右"]
+
+
+@pytest.mark.parametrize("n", [24745, 196022, 980862, 7708682, 10000, 12000, 30000, 1, 2])
+def test_find_quantities_reads_whole_chinese_numerals(n):
+    """`二万四千七百四十五人次` is one claim (万 inside a numeral), not its tail `四千七百四十五人次`."""
+    import cn2an
+
+    from govfacts.quantity import find_quantities
+
+    cn = cn2an.an2cn(n)
+    text = f"专栏访问量达{cn}人次。"
+    found = [text[s:e] for s, e in find_quantities(text)]
+    assert found == [f"{cn}人次"]
+    assert parse_quantity(found[0]).value == n
+
+
+def test_a_lone_yi_is_a_count_only_where_its_classifier_ends_the_clause():
+    from govfacts.quantity import find_quantities
+
+    for text, want in [("共收到政府信息公开申请一件，均按时办结。", ["一件"]), ("一件为不予处理。", ["一件"]),
+                       ("行政诉讼一起。", ["一起"]), ("接听一万余次。", ["一万余次"]),
+                       ("构筑了一个良好的工作格局。", []), ("一次性告知。", []), ("一批重点项目", [])]:
+        assert [text[s:e] for s, e in find_quantities(text)] == want, text

@@ -73,3 +73,12 @@ def test_spans_are_sorted_and_disjoint_on_every_report(rules, samples):
         assert spans, path
         assert all(a.end <= b.start for a, b in zip(spans, spans[1:]))
         assert all(text[s.start:s.end] == s.text and 0 < s.score <= 1 for s in spans)
+
+
+def test_chinese_numeral_claims_are_whole_and_lone_yi_counts(rules):
+    """The same claims as Arabic digits give the same facts written in Chinese numerals."""
+    text = ("2012年政府信息公开专栏访问量达二万四千七百四十五人次。2025年，共收到政府信息公开申请一件，均依法按时办结。"
+            "全区共有行政诉讼案件一件、行政复议案件两件。为政务公开工作构筑了一个良好的工作格局。")
+    got = {(s.label, s.text) for s in rules.spans(text)}
+    assert got == {("WEBSITE_VISITS", "二万四千七百四十五人次"), ("APPLICATIONS_RECEIVED", "一件"),
+                   ("LAWSUITS", "一件"), ("RECONSIDERATIONS", "两件")}
