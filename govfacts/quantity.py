@@ -55,6 +55,22 @@ def find_quantities(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in QUANTITY_RX.finditer(text)]
 
 
+def arabic_numerals(text: str) -> list[tuple[int, int, str]]:
+    """[start, end) and Arabic digits of every whole Chinese numeral that begins a quantity
+    (`二万四千七百四十五人次` → 24745, `两起` → 2): the text view shows these as digits, so the rules and the
+    tagger read one form of a count whatever form the report wrote."""
+    out = []
+    for m in QUANTITY_RX.finditer(text):
+        a, b = m.span("num")
+        if text[a].isdigit():
+            continue
+        value = parse_number(text[a:b])
+        if value is None or value != int(value) or (b - a > 1 and len(str(int(value))) == 1):
+            continue  # a fraction, or one digit for several characters (offsets could not cover them all)
+        out.append((a, b, str(int(value))))
+    return out
+
+
 def view_quantities(view) -> list[tuple[int, int]]:
     """`find_quantities` of a TextView's text, computed once per view (hints and decoding share it)."""
     if "quantities" not in view.memo:

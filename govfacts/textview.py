@@ -3,7 +3,8 @@
 Traditional characters become simplified (OpenCC t2s), full-width ASCII becomes half-width, hard
 line breaks inside sentences (PDF text), spaces wedged between CJK characters and digits, and the
 pinyin glosses that some web copies put after characters (`行政復(fù)議`, `政(zheng)府(fu)`) are
-dropped. Rules and the tagger work on the view; spans are mapped back with `to_raw`, so facts
+dropped, and Chinese numerals that begin a quantity are written as Arabic digits (`两起` → `2起`).
+Rules and the tagger work on the view; spans are mapped back with `to_raw`, so facts
 always carry offsets into the text as stored.
 """
 from __future__ import annotations
@@ -73,7 +74,7 @@ class TextView:
         return s, e
 
 
-def build_view(raw: str, join_lines: bool = True, drop_spaces: bool = True) -> TextView:
+def build_view(raw: str, join_lines: bool = True, drop_spaces: bool = True, arabic: bool = True) -> TextView:
     """Build the normalised view of `raw` (see module docstring)."""
     conv = to_halfwidth(to_simplified(raw))
     keep = [True] * len(raw)
@@ -83,7 +84,34 @@ def build_view(raw: str, join_lines: bool = True, drop_spaces: bool = True) -> T
     if drop_spaces:
         _mark_inner_spaces(conv, keep)
     index = [i for i, k in enumerate(keep) if k]
-    return TextView(raw, "".join(conv[i] for i in index), index)
+    text = "".join(conv[i] for i in index)
+    if arabic:
+        text, index = _arabic_numerals(text, index)
+    return TextView(raw, text, index)
+
+
+def _arabic_numerals(text: str, index: list[int]) -> tuple[str, list[int]]:
+    """Chinese numerals that begin a quantity written as Arabic digits (`二万四千七百四十五人次` →
+    `24745人次`). The digits map onto the numeral's raw characters, first onto first and last onto last, so
+    a span over them maps back to the whole numeral as written."""
+    from govfacts.quantity import arabic_numerals
+
+    reps = arabic_numerals(text)
+    if not reps:
+        return text, index
+    parts: list[str] = []
+    idx: list[int] = []
+    last = 0
+    for a, b, digits in reps:
+        parts.append(text[last:a])
+        idx.extend(index[last:a])
+        parts.append(digits)
+        n = len(digits)
+        idx.extend(index[a + (k * (b - a - 1)) // (n - 1)] if n > 1 else index[a] for k in range(n))
+        last = b
+    parts.append(text[last:])
+    idx.extend(index[last:])
+    return "".join(parts), idx
 
 
 _TONES = str.maketrans("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüÜ", "aaaaeeeeiiiioooouuuuvvvvvv")

@@ -145,7 +145,7 @@ def test_veto_hints_mark_what_an_out_of_scope_cue_vetoes():
     text = "报告共五个部分组成。处置网络舆情70多件，网站主动发布信息1100多条。"
     view = build_view(text)
     rules = RuleExtractor()
-    vetoed = [view.text[s:e] for s, e in rules.vetoed(view)]
+    vetoed = [text[slice(*view.to_raw(s, e))] for s, e in rules.vetoed(view)]
     assert vetoed == ["五个", "70多件"]
     hints = quantity_hints(rule_hint_tags(view, rules), view_quantities(view), rules.vetoed(view))
     at = {view.text[i]: hints[i] for i in range(len(hints)) if hints[i] != "O"}

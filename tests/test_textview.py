@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from govfacts.quantity import CN_DIGITS
 from govfacts.textview import build_view, to_halfwidth, to_simplified
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,13 +37,26 @@ def test_view_index_property_on_real_and_random_text(samples):
     alphabet = "政府信息公開１２３ 　\n，。条件多余万0123456789abc"
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200))) for _ in range(200)]
     for raw in texts:
-        v = build_view(raw)
+        v = build_view(raw, arabic=False)
         assert len(v.text) == len(v.index)
         assert all(a < b for a, b in zip(v.index, v.index[1:]))
         conv = to_halfwidth(to_simplified(raw))
         assert all(v.text[i] == conv[j] for i, j in enumerate(v.index))
         dropped = set(range(len(raw))) - set(v.index)
         assert all(raw[j] in " \t\u3000\xa0\n" for j in dropped)
+        a = build_view(raw)  # Chinese numerals as digits: each digit maps into the numeral, in order
+        assert len(a.text) == len(a.index) and all(x <= y for x, y in zip(a.index, a.index[1:]))
+        assert set(a.index) <= set(v.index)
+        assert all(a.text[i] == conv[j] or a.text[i].isdigit() and conv[j] in CN_DIGITS for i, j in enumerate(a.index))
+
+
+def test_chinese_numerals_of_quantities_read_as_digits():
+    raw = "访问量达二萬四千七百四十五人次，收到申请一件，行政诉讼两起。“十三五”规划，第一条。"
+    v = build_view(raw)
+    assert v.text == "访问量达24745人次,收到申请1件,行政诉讼2起。“十三五”规划,第1条。".replace(",", "，")
+    s = v.text.index("24745")
+    assert raw[slice(*v.to_raw(s, s + 7))] == "二萬四千七百四十五人次"
+    assert v.from_raw(raw.index("二萬"), raw.index("人次") + 2) == (s, s + 7)
 
 
 GLOSSES = {"復": "fù", "議": "yì", "規": "guī", "範": "fàn", "數": "shù", "據": "jù", "開": "kai", "請": "qing",
