@@ -54,6 +54,23 @@ def test_splits_are_document_level_and_disjoint(corpus):
     assert "gov-pingtan-2022" in splits["test"]  # a 2021-template report
 
 
+def test_no_negative_or_distractor_sentence_is_inside_a_document_with_claims(corpus):
+    """A sentence kept empty (a training negative, a distractor) that a corpus document also holds would be a
+    contradiction in training, or a distractor trained on."""
+    import re
+
+    from govfacts.evaluate.robustness import load_distractors
+
+    def norm(t: str) -> str:
+        return re.sub(r"\s+", "", t)
+
+    claims = [norm(d.text) for d in corpus if d.spans]
+    empty = [d.text for d in corpus if d.doc_id.startswith("neg-")] + [c.text for c in load_distractors()]
+    assert len(empty) >= 200
+    inside = [t[:40] for t in empty if any(norm(t)[:40] in c for c in claims)]
+    assert inside == []
+
+
 def test_task_round_trip(corpus):
     for d in corpus:
         again = task_to_doc(json.loads(json.dumps(doc_to_task(d), ensure_ascii=False)))
