@@ -119,3 +119,30 @@ def test_cli_engine_ray(corpus, tmp_path):
     assert res.returncode == 1, res.stderr  # the two bad files
     assert ray_out.read_bytes() == local.read_bytes()
     assert len((tmp_path / "e.jsonl").read_text().splitlines()) == 2
+
+
+def test_ray_takes_journalled_parts_of_a_long_document(ray_session, samples, tmp_path):
+    """A long document's parts that an interrupted run journalled are not extracted again: part 0 is
+    journalled here with no facts, so the output holds exactly the facts of the other parts."""
+    from govfacts.infer.api import extract_parts
+    from govfacts.infer.loader import InferSettings, load
+    from govfacts.infer.ray_engine import run_ray
+    from govfacts.reader import read_document
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    text = (samples / "gov-pingtan-2021.txt").read_text(encoding="utf-8") + "\n"
+    long = corpus / "long.txt"
+    long.write_text(text * (120_000 // len(text) + 1), encoding="utf-8")
+    shutil.copy(samples / "hr-dongguan-2015.txt", corpus / "short.txt")
+    rules = load("rules", InferSettings.load())
+    parts = list(extract_parts(rules, read_document(long)))
+    assert len(parts) >= 2
+    out = tmp_path / "out.jsonl"
+    journal_path(out).write_text(json.dumps({"path": str(long), "part": 0, "parts": len(parts), "facts": []}) + "\n",
+                                 encoding="utf-8")
+    result, _ = run_ray([corpus], out, "rules", resume=True, progress=False, workers=2)
+    got = [f for f in read_facts(out) if f.path == str(long)]
+    want = [f for k, _, fs in parts[1:] for f in fs]
+    assert [(f.start, f.metric, f.value) for f in got] == [(f.start, f.metric, f.value) for f in want]
+    assert any(f.path == str(corpus / "short.txt") for f in read_facts(out)) and result.failures == []
