@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Optional
 
 from govfacts.records import Quantity
-from govfacts.textview import to_halfwidth, to_simplified
+from govfacts.charforms import to_halfwidth, to_simplified
 
 APPROX_BEFORE = {"将近": "nearly", "近": "nearly", "大约": "approx", "约": "approx", "超过": "more_than",
                  "逾": "more_than", "超": "more_than"}

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+
+from govfacts.charforms import to_halfwidth, to_simplified
+from govfacts.quantity import arabic_numerals
 
 _TERMINAL = set("。！？；：!?;:…」』”）)】")
 _HEADING = re.compile(r"\s*([一二三四五六七八九十]+、|（[一二三四五六七八九十]+）|\(?[0-9]{1,2}[.、)）]|[•·●◆■□-]\s)")
@@ -20,35 +22,6 @@ _SPACE = " \t\u3000\xa0"
 
 def _is_cjk(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or ch in "，。、；：？！“”‘’（）《》％"
-
-
-@lru_cache(maxsize=1)
-def _t2s():
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
-@lru_cache(maxsize=65536)
-def _char_t2s(ch: str) -> str:
-    out = _t2s().convert(ch)
-    return out if len(out) == 1 else ch
-
-
-def to_simplified(text: str) -> str:
-    """Length-preserving traditional→simplified conversion (falls back to per-character conversion)."""
-    if text.isascii():
-        return text
-    out = _t2s().convert(text)
-    if len(out) == len(text):
-        return out
-    return "".join(_char_t2s(c) for c in text)
-
-
-def to_halfwidth(text: str) -> str:
-    """Full-width ASCII forms (！–～) and the ideographic space become their half-width forms."""
-    return "".join(chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" and c not in "，：；（）！？％" else
-                   (" " if c == "\u3000" else c) for c in text)
 
 
 @dataclass
@@ -94,8 +67,6 @@ def _arabic_numerals(text: str, index: list[int]) -> tuple[str, list[int]]:
     """Chinese numerals that begin a quantity written as Arabic digits (`二万四千七百四十五人次` →
     `24745人次`). The digits map onto the numeral's raw characters, first onto first and last onto last, so
     a span over them maps back to the whole numeral as written."""
-    from govfacts.quantity import arabic_numerals
-
     reps = arabic_numerals(text)
     if not reps:
         return text, index
