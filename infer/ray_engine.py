@@ -50,9 +50,9 @@ class ExtractUnit:
 
     def __call__(self, batch: dict) -> dict:
         out: list[str] = []
-        for unit, have in zip(batch["unit"], batch["have"]):
+        for unit, have_json in zip(batch["unit"], batch["have"]):
             recs: list[dict] = []
-            have = {p: {int(k): r for k, r in got.items()} for p, got in json.loads(have).items()}  # JSON keys are str
+            have = {p: {int(k): r for k, r in got.items()} for p, got in json.loads(have_json).items()}  # keys: str
             process_unit(json.loads(unit), self.fns, have, recs.extend, self.long_chars)
             out.append(json.dumps(recs, ensure_ascii=False))
         return {"records": out}
