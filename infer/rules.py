@@ -153,9 +153,8 @@ class RuleExtractor:
                 continue
             if t[m.end():m.end() + 1] in ("性", "年", "月", "日", "号"):
                 continue
-            written = view.raw[slice(*view.to_raw(*m.span("num")))]  # as the report wrote it (the view: digits)
-            if not written[:1].isdigit() and (t[m.start() - 1:m.start()] in "“\"「" and m.start() > 0
-                                                    or t[m.end():m.end() + 1] in ("“", "\"", "」")):
+            quoted = m.start() > 0 and t[m.start() - 1] in "“\"「" or t[m.end():m.end() + 1] in ("“", "\"", "」")
+            if quoted and not view.raw[slice(*view.to_raw(*m.span("num")))][:1].isdigit():  # as written (view: digits)
                 continue  # 三个“100”行动, “三个一”机制: names and slogans, not counts
             label, score = self._label_for(t, m.start(), m.end(), unit_key)
             hits.append([m.start(), m.end(), label, score, unit_key])

@@ -246,7 +246,7 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
     cols = [c for c in ("input_ids", "attention_mask", "labels", "token_type_ids") if c in data.column_names]
     rows = [{c: r[c] for c in cols} for r in data]
     extra = oversample_rare(rows, labels, int(cfg.rare_label_min))
-    counts = span_counts(train_docs, [r["labels"] for r in data], list(data["copy"]), [r["labels"] for r in extra],
+    counts = span_counts(train_docs, [r["labels"] for r in rows], list(data["copy"]), [r["labels"] for r in extra],
                          labels)
     rows += extra
     class_weight = torch.ones(len(labels.bio_tags))
