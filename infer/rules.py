@@ -28,6 +28,7 @@ ZERO_NUM_RX = re.compile(r"(?:为|是|均为)(?P<num>零|0)(?![0-9.%])")
 NONE_REACH = 4  # an out-of-scope cue vetoes only a quantity it directly qualifies
 LIST_STRONG = 7.0  # a list item with a cue scoring at least this keeps its own label
 _CLAUSE = "，,、：:"
+_TRAINED_RX = re.compile(r"[^，,。；;！？!?\n]{0,24}?(?:参加|开展|进行|接受)[^，,。；;！？!?\n]{0,20}?培训")
 
 # Zero claims: a negation cue, then within the same clause the metric noun phrases it denies.
 NEGATION_RX = re.compile(r"(?:没有|沒有|均未|未|无|暂不|不存在|不)")
@@ -72,7 +73,8 @@ def load_rules(path: str | None = None) -> tuple[list[Cue], re.Pattern, re.Patte
     for label, by_weight in cfg["cues"].items():
         for weight, words in by_weight.items():
             for w in words:
-                cues.append(Cue(re.compile(re.escape(str(w))), label, float(weight)))
+                w = str(w)
+                cues.append(Cue(re.compile(w[3:] if w.startswith("re:") else re.escape(w)), label, float(weight)))
     issue = re.compile("|".join(map(re.escape, cfg["issue_verbs"])))
     publish = re.compile("|".join(map(re.escape, cfg["publish_verbs"])))
     not_before = re.compile("(?:" + "|".join(map(re.escape, cfg["not_before"])) + r")[了为达约共]?\s*$")
@@ -90,7 +92,8 @@ def cue_words(path: str | None = None, min_weight: float = 4.0) -> dict[str, lis
     """The lexicon's cue words per label (NONE left out) of at least `min_weight`: phrasings a label is
     known to take, for mention replacement in fine-tuning."""
     cfg = _rules_config(path)
-    return {label: [str(w) for weight, words in by_weight.items() if float(weight) >= min_weight for w in words]
+    return {label: [str(w) for weight, words in by_weight.items() if float(weight) >= min_weight for w in words
+                    if not str(w).startswith("re:")]
             for label, by_weight in cfg["cues"].items() if label != "NONE"}
 
 
@@ -106,6 +109,7 @@ class RuleExtractor:
         self.fingerprint = rules_fingerprint(rules_path, self.labels)
         self.version = f"{VERSION}+{self.fingerprint}"
         self.units = {lab.name: set(lab.units) for lab in self.labels.labels}
+        self.social_rx = re.compile("|".join(c.rx.pattern for c in self.cues if c.label == "SOCIAL_MEDIA_POSTS"))
 
     # -- public API -----------------------------------------------------------------------------
     def spans(self, raw: str) -> list[Span]:
@@ -170,6 +174,8 @@ class RuleExtractor:
         own takes the label of the item before it when the units agree."""
         for prev, cur in zip(hits, hits[1:]):
             gap = t[prev[1]:cur[0]]
+            if any(c.label not in ("NONE", prev[2]) and c.rx.search(gap) for c in self.cues):
+                continue  # the item names its own metric (`访问量…次，被媒体报道或转发61次`)
             if (prev[2] and prev[2] != "NONE" and cur[4] == prev[4] and len(gap) <= 16
                     and not any(c in gap for c in SENT_ENDS) and (cur[2] is None or cur[3] < LIST_STRONG)
                     and re.search(r"[，,、；]", gap) and not re.search(r"其中|共|合计|总计", gap)):
@@ -198,13 +204,25 @@ class RuleExtractor:
                 s = cue.weight + 3.5 - 0.3 * m.start() - (1.5 if cue.label == "POSTS_PUBLISHED" else 0)
                 if s > scored.get(cue.label, -1e9):
                     scored[cue.label] = s
+        if unit in self.units["TRAININGS"] and _TRAINED_RX.match(t, end):
+            # `组织[300余人次]开展执法能力、应急技能等各类培训`: the people or sessions of a training named later
+            scored["TRAININGS"] = max(scored.get("TRAININGS", -1e9), 7.0)
         if "DOCUMENTS_ISSUED" in scored:
             clause = left[clause_start:]
             issue, publish = self.issue_rx.search(clause), self.publish_rx.search(clause)
             if publish and (not issue or publish.start() < issue.start()):
                 scored["POSTS_PUBLISHED"] = max(scored.get("POSTS_PUBLISHED", -1e9), scored.pop("DOCUMENTS_ISSUED"))
-        if "SOCIAL_MEDIA_POSTS" in scored and "POSTS_PUBLISHED" in scored and not re.search(r"网站|门户|网上", left):
-            scored["SOCIAL_MEDIA_POSTS"] = max(scored["SOCIAL_MEDIA_POSTS"], scored["POSTS_PUBLISHED"] + 0.5)
+        if "SOCIAL_MEDIA_POSTS" in scored and "POSTS_PUBLISHED" in scored:
+            # the channel the quantity's own clause names decides: `网站发布信息2082条，微信公众号推送信息270条`
+            clause = left[clause_start:]
+            social = self.social_rx.search(clause)
+            site = re.search(r"网站|门户|网上|信息网|政务网|公开栏|公报", clause)
+            if social and not site:
+                scored["SOCIAL_MEDIA_POSTS"] = max(scored["SOCIAL_MEDIA_POSTS"], scored["POSTS_PUBLISHED"] + 0.5)
+            elif site and not social:
+                scored["POSTS_PUBLISHED"] = max(scored["POSTS_PUBLISHED"], scored["SOCIAL_MEDIA_POSTS"] + 0.5)
+            elif not social and not site and not re.search(r"网站|门户|网上", left):
+                scored["SOCIAL_MEDIA_POSTS"] = max(scored["SOCIAL_MEDIA_POSTS"], scored["POSTS_PUBLISHED"] + 0.5)
         for label, s in sorted(scored.items(), key=lambda kv: kv[1], reverse=True):
             if label == "NONE":
                 return "NONE", s

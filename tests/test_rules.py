@@ -82,3 +82,51 @@ def test_chinese_numeral_claims_are_whole_and_lone_yi_counts(rules):
     got = {(s.label, s.text) for s in rules.spans(text)}
     assert got == {("WEBSITE_VISITS", "二万四千七百四十五人次"), ("APPLICATIONS_RECEIVED", "一件"),
                    ("LAWSUITS", "一件"), ("RECONSIDERATIONS", "两件")}
+
+
+CLAUSE_CUES = [  # phrasings of the corpus's passages the lexicon reads by the quantity's own clause
+    # the channel the clause names decides, not one named in an earlier clause
+    ("全年通过局官方网站发布各类信息2082条,通过微信公众号推送信息270条,内容涵盖政策文件。",
+     {("POSTS_PUBLISHED", "2082条"), ("SOCIAL_MEDIA_POSTS", "270条")}),
+    ("“海淀窗口”微信公众号主动公开信息499条,在海淀区公共资源交易信息网主动公开信息1048条。",
+     {("SOCIAL_MEDIA_POSTS", "499条"), ("POSTS_PUBLISHED", "1048条")}),
+    # a list item with its own cue keeps it instead of taking the item before's label
+    ("门户网站访问量197560次,被中央、省级媒体报道或转发61次。",
+     {("WEBSITE_VISITS", "197560次"), ("MEDIA_COVERAGE", "61次")}),
+    ("本年度发布原创文章超过230条,累计阅读量263万次。", {("POSTS_PUBLISHED", "超过230条"), ("WEBSITE_VISITS", "263万次")}),
+    ("2019年共召开新闻发布(通气)会6场,刊(播)发新闻近1100篇。",
+     {("PRESS_CONFERENCES", "6场"), ("MEDIA_COVERAGE", "近1100篇")}),
+    # trainees or sessions of a training the clause names after the number
+    ("依托执法应急讲堂，组织300余人次开展执法能力、应急技能等各类培训。", {("TRAININGS", "300余人次")}),
+    # in-person consultations at an event are visitors received, not online inquiries
+    ("当天，各个窗口累计接受群众咨询3000多人次,发放宣传资料1000多份。",
+     {("VISITORS_RECEIVED", "3000多人次"), ("MATERIALS_DISTRIBUTED", "1000多份")}),
+    ("12333接听咨询热线共受理来电44790起。", {("CALLS_ANSWERED", "44790起")}),
+    ("网站受理36件;微信受理210件。", {("ONLINE_INQUIRIES", "36件"), ("ONLINE_INQUIRIES", "210件")}),
+    ("2022年我局按期办结政府信息公开申请89件。", {("APPLICATIONS_ANSWERED", "89件")}),
+]
+
+
+@pytest.mark.parametrize("text,expected", CLAUSE_CUES)
+def test_the_quantitys_own_clause_decides_its_label(rules, text, expected):
+    assert _found(rules, text) == expected
+
+
+def test_a_website_cue_needs_a_publishing_verb_or_to_stand_before_the_number(rules):
+    # 网站 before a count of attacks is not a website publishing posts
+    assert _found(rules, "抓取网络安全威胁事件397万次，拦截网站攻击事件25万次。") == set()
+    assert _found(rules, "其中通过区政府门户网站20条、襄城就业微信公众号24条。") == {
+        ("POSTS_PUBLISHED", "20条"), ("SOCIAL_MEDIA_POSTS", "24条")}
+
+
+def test_full_and_part_time_staff_are_staff(rules):
+    spans = rules.spans("为此,专门配备了2名全职工作人员、2名兼职工作人员。由4名同志具体处理信息公开日常事宜。")
+    assert [(s.label, s.text) for s in spans] == [("STAFF", "2名")] * 2 + [("STAFF", "4名")]
+
+
+def test_regular_expression_cues_are_not_offered_as_words():
+    from govfacts.infer.rules import cue_words, load_rules
+    words = cue_words()
+    assert all(not w.startswith("re:") for ws in words.values() for w in ws)
+    media = [c for c in load_rules()[0] if c.label == "MEDIA_COVERAGE" and "媒体" in c.rx.pattern]
+    assert media and not media[0].rx.search("新媒体") and media[0].rx.search("省级以上媒体")
