@@ -74,6 +74,7 @@ class FinetuneSettings:
     hint_swap: float
     hint_quantities: bool
     hint_vetoes: bool
+    select_from_epoch: int
 
 
 def load_config(config_path: str | Path | None = None, overrides: Optional[dict] = None) -> FinetuneSettings:
@@ -309,7 +310,8 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
         tqdm.write(f"epoch {epoch}: loss {rec['train_loss']:.4f}  dev P {ev['precision']:.3f} R {ev['recall']:.3f} "
                    f"F1 {ev['f1']:.3f}  dev loss {ev['loss']:.4f}", file=sys.stderr)
         key = (ev["f1"], -ev["loss"])
-        if best_key is None or key > best_key:
+        eligible = epoch >= int(cfg.select_from_epoch) or last  # not a checkpoint taken at a high learning rate
+        if eligible and (best_key is None or key > best_key):
             best_key, best_epoch, best_eval = key, epoch, ev
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if stopped != "completed" or step >= total:
