@@ -195,6 +195,20 @@ def test_max_minutes_stops_training(tmp_path, docs):
     assert log["stopped"] == "max_minutes" and len(log["epochs"]) == 1 and log["epochs"][0]["steps"] == 1
 
 
+def test_epochs_before_select_from_epoch_are_never_chosen(tmp_path, docs):
+    """Only evaluations from `select_from_epoch` on (or the last one) may be kept: here only the last."""
+    from govfacts.train.finetune import finetune
+    from govfacts.train.vocab import build_tokenizer
+
+    tok = build_tokenizer([docs["gov-pingtan-2024"].text], tmp_path / "base")
+    base = _tiny_bert(tok, tmp_path / "base")
+    out = finetune(None, _overrides(base, _splits(tmp_path / "s.yaml", ["gov-pingtan-2024"], ["gov-pingtan-2012"]),
+                                    tmp_path / "out", epochs=3, max_steps=None, eval_every=1, augment=0,
+                                    rare_label_min=0, select_from_epoch=99))
+    log = json.loads((out / "train_log.json").read_text(encoding="utf-8"))
+    assert [e["epoch"] for e in log["epochs"]] == [1, 2, 3] and log["best_epoch"] == 3
+
+
 # -- any Hugging Face checkpoint: a WordPiece BERT ------------------------------------------------
 def test_wordpiece_base_finetunes_and_tags(tmp_path, docs):
     from govfacts.infer.tagger import Tagger
