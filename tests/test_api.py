@@ -94,7 +94,11 @@ def test_tagger_api_matches_tagger_and_cli(tiny_tagger, samples, tmp_path):
     want = [facts_from_spans(d, tagger.spans(d.text), f"{tagger.name}@{tagger.version}") for d in docs]
     got = [[f for f in fs if f.source == "prose"]
            for fs in ex.extract_many([d.text for d in docs], doc_ids=[d.doc_id for d in docs], paths=[d.path for d in docs])]
-    assert [[f.to_dict() for f in fs] for fs in got] == [[f.to_dict() for f in fs] for fs in want]
+    def same(a, b):  # batched windows are padded: confidences agree to float noise, not to the last digit
+        da, db = a.to_dict(), b.to_dict()
+        return da.pop("confidence") == pytest.approx(db.pop("confidence"), abs=1e-3) and da == db
+    assert [len(fs) for fs in got] == [len(fs) for fs in want]
+    assert all(same(a, b) for fs, ws in zip(got, want) for a, b in zip(fs, ws))
     single = [f for f in ex.extract(docs[1].text, doc_id=docs[1].doc_id, path=docs[1].path) if f.source == "prose"]
     assert [_key(f) for f in single] == [_key(f) for f in want[1]]
     out = tmp_path / "t.jsonl"
