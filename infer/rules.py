@@ -28,6 +28,7 @@ ZERO_NUM_RX = re.compile(r"(?:为|是|均为)(?P<num>零|0)(?![0-9.%])")
 NONE_REACH = 4  # an out-of-scope cue vetoes only a quantity it directly qualifies
 LIST_STRONG = 7.0  # a list item with a cue scoring at least this keeps its own label
 _CLAUSE = "，,、：:"
+_SITE_RX = re.compile(r"网站|门户|网上|信息网|政务网|公开栏|公报")  # a clause naming these posts on a site, not new media
 _TRAINED_RX = re.compile(r"[^，,。；;！？!?\n]{0,24}?(?:参加|开展|进行|接受)[^，,。；;！？!?\n]{0,20}?培训")
 
 # Zero claims: a negation cue, then within the same clause the metric noun phrases it denies.
@@ -109,7 +110,10 @@ class RuleExtractor:
         self.fingerprint = rules_fingerprint(rules_path, self.labels)
         self.version = f"{VERSION}+{self.fingerprint}"
         self.units = {lab.name: set(lab.units) for lab in self.labels.labels}
-        self.social_rx = re.compile("|".join(c.rx.pattern for c in self.cues if c.label == "SOCIAL_MEDIA_POSTS"))
+        by_label: dict[str, list[str]] = {}
+        for c in self.cues:
+            by_label.setdefault(c.label, []).append(f"(?:{c.rx.pattern})")
+        self.label_rx = {label: re.compile("|".join(ps)) for label, ps in by_label.items()}  # any cue of the label
 
     # -- public API -----------------------------------------------------------------------------
     def spans(self, raw: str) -> list[Span]:
@@ -174,11 +178,11 @@ class RuleExtractor:
         own takes the label of the item before it when the units agree."""
         for prev, cur in zip(hits, hits[1:]):
             gap = t[prev[1]:cur[0]]
-            if any(c.label not in ("NONE", prev[2]) and c.rx.search(gap) for c in self.cues):
-                continue  # the item names its own metric (`访问量…次，被媒体报道或转发61次`)
             if (prev[2] and prev[2] != "NONE" and cur[4] == prev[4] and len(gap) <= 16
                     and not any(c in gap for c in SENT_ENDS) and (cur[2] is None or cur[3] < LIST_STRONG)
-                    and re.search(r"[，,、；]", gap) and not re.search(r"其中|共|合计|总计", gap)):
+                    and re.search(r"[，,、；]", gap) and not re.search(r"其中|共|合计|总计", gap)
+                    # an item that names its own metric keeps it (`访问量…次，被媒体报道或转发61次`)
+                    and not any(rx.search(gap) for lab, rx in self.label_rx.items() if lab not in ("NONE", prev[2]))):
                 cur[2], cur[3] = prev[2], prev[3] - 1
 
     def _label_for(self, t: str, start: int, end: int, unit: str | None) -> tuple[str | None, float]:
@@ -207,16 +211,15 @@ class RuleExtractor:
         if unit in self.units["TRAININGS"] and _TRAINED_RX.match(t, end):
             # `组织[300余人次]开展执法能力、应急技能等各类培训`: the people or sessions of a training named later
             scored["TRAININGS"] = max(scored.get("TRAININGS", -1e9), 7.0)
+        clause = left[clause_start:]
         if "DOCUMENTS_ISSUED" in scored:
-            clause = left[clause_start:]
             issue, publish = self.issue_rx.search(clause), self.publish_rx.search(clause)
             if publish and (not issue or publish.start() < issue.start()):
                 scored["POSTS_PUBLISHED"] = max(scored.get("POSTS_PUBLISHED", -1e9), scored.pop("DOCUMENTS_ISSUED"))
         if "SOCIAL_MEDIA_POSTS" in scored and "POSTS_PUBLISHED" in scored:
             # the channel the quantity's own clause names decides: `网站发布信息2082条，微信公众号推送信息270条`
-            clause = left[clause_start:]
-            social = self.social_rx.search(clause)
-            site = re.search(r"网站|门户|网上|信息网|政务网|公开栏|公报", clause)
+            social = self.label_rx["SOCIAL_MEDIA_POSTS"].search(clause)
+            site = _SITE_RX.search(clause)
             if social and not site:
                 scored["SOCIAL_MEDIA_POSTS"] = max(scored["SOCIAL_MEDIA_POSTS"], scored["POSTS_PUBLISHED"] + 0.5)
             elif site and not social:
