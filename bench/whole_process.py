@@ -91,10 +91,13 @@ def naive_name(model: str, default: str) -> str:
 
 
 def variant_args(variant: str) -> list[str]:
+    """`auto` (the configured defaults) or `RUNTIME-int8|fp32`, optionally `@wN`: `--workers N`."""
+    variant, _, workers = variant.partition("@w")
+    extra = ["--workers", workers] if workers else []
     if variant == "auto":
-        return []
+        return extra
     runtime, _, weights = variant.rpartition("-")
-    return ["--runtime", runtime, "--int8" if weights == "int8" else "--fp32"]
+    return ["--runtime", runtime, "--int8" if weights == "int8" else "--fp32", *extra]
 
 
 def main(argv=None) -> None:
@@ -105,7 +108,8 @@ def main(argv=None) -> None:
     ap.add_argument("--naive-models", default="",
                     help="comma-separated further weights the naive pipeline also runs with (e.g. the previous "
                          "default), each its own row and ratio column; it always runs with --model")
-    ap.add_argument("--variants", default="auto,torch-int8", help="auto (the default) or RUNTIME-int8/fp32")
+    ap.add_argument("--variants", default="auto,torch-int8", help="auto (the default) or RUNTIME-int8/fp32, "
+                    "each optionally @wN (--workers N), e.g. auto,auto@w0")
     ap.add_argument("--repeat", type=int, default=1, help="runs per row, best kept (naive at sizes > 1: once)")
     ap.add_argument("--json")
     ap.add_argument("--naive-child", nargs=3, metavar=("MODEL", "CORPUS", "OUT"), help=argparse.SUPPRESS)

@@ -19,6 +19,7 @@ memory (~200 bytes per character in flight) and keeps the rules linear in the do
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -110,6 +111,18 @@ def batch_functions(spec: str | Path | None, settings: InferSettings):
     ex = load(spec, settings)
     return ((lambda d: extract_documents(ex, [d])[0]), (lambda docs: extract_documents(ex, docs)),
             (lambda d, first: extract_parts(ex, d, first)))
+
+
+@dataclass
+class WorkerSetup:
+    """`batch_functions(spec, settings)` as a picklable callable: what each worker process of a batch
+    calls once; `settings` may be set after the number of workers is chosen (their thread share)."""
+
+    spec: Optional[str]
+    settings: InferSettings
+
+    def __call__(self):
+        return batch_functions(self.spec, self.settings)
 
 
 # -- the one extraction path (batch runner, Ray engine, API) ------------------------------------------

@@ -8,7 +8,9 @@ ignores a torn last line, so no document is lost or duplicated.
 Files are taken in units of about `long_chars` characters. With `workers > 0` the units are read and
 extracted in that many worker processes (each with its own extractor, made by `worker_setup()`), which
 send every record here as soon as it exists: the journal is written only here, so resume works the same,
-and a unit whose worker died is finished in this process.
+and a unit whose worker died is finished in this process. With workers, units are cut so that each worker
+gets at least three, and groups and parts hold at most `WORKER_LONG_CHARS` characters (several processes
+hold their work in memory at once).
 """
 from __future__ import annotations
 
@@ -103,15 +105,17 @@ def _read_chunk(paths: list[str]) -> list:
 Emit = Callable[[list[dict]], None]
 
 
+def _size(f: Path) -> int:
+    try:
+        return f.stat().st_size
+    except OSError:
+        return 0
+
+
 def units_of(files: list[Path], limit_bytes: int) -> list[list[Path]]:
     """Files in order, in units of at most `limit_bytes` on disk (a bigger file is a unit of its own): what
     one process reads and extracts before the next unit, so work in flight stays small."""
-    def size(f):
-        try:
-            return f.stat().st_size
-        except OSError:
-            return 0
-    return list(groups_by_size(files, limit_bytes, size))
+    return list(groups_by_size(files, limit_bytes, _size))
 
 
 def process_unit(paths: list, fns: tuple, have: dict[str, dict[int, dict]], emit: Emit, long_chars: int) -> None:
@@ -227,7 +231,7 @@ def _in_workers(units: list[list[Path]], workers: int, setup: Callable, fns: tup
 def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable[[object], list[Fact]],
               errors: Optional[str | Path] = None, resume: bool = False, progress: bool = True,
               extract_many: Optional[Callable[[list], list[list[Fact]]]] = None,
-              workers: int = 0, worker_setup: Optional[Callable[[], tuple]] = None,
+              workers: int | Callable[[int], int] = 0, worker_setup: Optional[Callable[[], tuple]] = None,
               extract_parts: Optional[Callable[[object, int], Iterable[tuple[int, int, list[Fact]]]]] = None,
               long_chars: int = 100_000) -> BatchResult:
     """Extract facts from every file under `paths` into `output`; bad files are recorded, never fatal.
@@ -237,19 +241,28 @@ def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable
     part (`govfacts.infer.api.extract_parts`); with it, a document longer than `long_chars` is journalled
     after each part, so an interrupted run resumes inside it instead of starting it over. Shorter documents
     are extracted and journalled in groups of at most `long_chars` characters, in this process or in a
-    worker alike: an interruption loses at most the groups and parts in flight.
+    worker alike: an interruption loses at most the groups and parts in flight. `workers` may be a
+    callable given the characters still to extract (about: bytes on disk / 3) that returns the number.
     """
     output = Path(output)
     output_format(output)  # fail early on an unknown extension
-    if workers > 0 and worker_setup is None:
-        raise ValueError("run_batch: workers > 0 needs a worker_setup that builds each worker's extractor")
     files, skipped = discover(paths)
     done, parts, jpath = open_journal(output, resume)
     result = BatchResult(output=output, skipped=skipped, resumed=len(done))
     todo = [f for f in files if str(f) not in done]
+    pending = sum(map(_size, todo))
+    if callable(workers):
+        workers = int(workers(pending // UNIT_BYTES_PER_CHAR))
+    if workers > 0 and worker_setup is None:
+        raise ValueError("run_batch: workers > 0 needs a worker_setup that builds each worker's extractor")
     bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="doc", desc="extract", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
-    units = units_of(todo, UNIT_BYTES_PER_CHAR * long_chars)
+    if workers > 0:  # several processes hold their work in memory at once: smaller groups and parts
+        long_chars = min(long_chars, WORKER_LONG_CHARS)
+    limit = UNIT_BYTES_PER_CHAR * long_chars
+    if workers > 0:  # at least 3 units per worker, so the last ones do not leave a worker idle for long
+        limit = max(MIN_UNIT_BYTES, min(limit, pending // (3 * workers) + 1))
+    units = units_of(todo, limit)
     fns = (extract, extract_many, extract_parts)
     with open(jpath, "a", encoding="utf-8") as journal:
         def emit(recs: list[dict]) -> None:
@@ -266,6 +279,8 @@ def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable
 
 
 UNIT_BYTES_PER_CHAR = 3  # a unit of files holds about `long_chars` characters of UTF-8 Chinese text
+MIN_UNIT_BYTES = 60_000  # with workers: units no smaller (each unit is one batched encoder call)
+WORKER_LONG_CHARS = 40_000  # with workers: groups and parts of at most this many characters (peak memory)
 
 
 def _chars(item) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Optional, Protocol, Union
 
 from govfacts.infer.ensemble import EnsembleExtractor
 from govfacts.infer.onnx_runtime import available as onnx_available
@@ -46,6 +46,8 @@ class InferSettings:
     quantize: Optional[bool]  # None: the model's recorded verdict
     num_threads: Optional[int]
     batch_size: int
+    workers: Union[int, str]  # worker processes of a batch, or `auto` (govfacts.infer.parallel)
+    parallel_min_chars: int  # `workers: auto` runs workers only for at least this many characters
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides) -> "InferSettings":
@@ -57,6 +59,8 @@ class InferSettings:
         s = dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
         if s.runtime not in RUNTIMES:
             raise SettingsError(f"unknown runtime {s.runtime!r} (choose from {', '.join(RUNTIMES)})")
+        if not (s.workers == "auto" or (isinstance(s.workers, int) and s.workers >= 0)):
+            raise SettingsError(f"workers must be a number >= 0 or 'auto', not {s.workers!r}")
         return s
 
 

@@ -130,8 +130,9 @@ def test_kill_and_resume_keeps_every_fact_exactly_once(samples, tmp_path, worker
     assert n >= 200 and 0.04 <= len(bad) / n <= 0.06
 
     ref, ref_err = tmp_path / "ref.jsonl", tmp_path / "ref-errors.jsonl"
+    par = ["--workers", str(workers)]  # 0: this process (auto would take workers for this corpus size)
     t0 = time.monotonic()
-    res = subprocess.run(_cmd(corpus, ref, ref_err), capture_output=True, text=True, timeout=120)
+    res = subprocess.run(_cmd(corpus, ref, ref_err, *par), capture_output=True, text=True, timeout=120)
     ref_secs = time.monotonic() - t0
     assert res.returncode == 1, res.stderr  # exit 1: some files failed
     reference = _by_doc(ref)
@@ -142,7 +143,6 @@ def test_kill_and_resume_keeps_every_fact_exactly_once(samples, tmp_path, worker
 
     out, errs = tmp_path / "facts.jsonl", tmp_path / "errors.jsonl"
     kills = []
-    par = ["--workers", str(workers)] if workers else []
     for _ in range(2):  # killed, resumed and killed again, then resumed to the end
         delay = rnd.uniform(0.15, 0.85) * ref_secs
         extra = (["--resume"] if kills else []) + par
@@ -196,7 +196,7 @@ def test_kills_more_frequent_than_a_long_document_still_finish(samples, tmp_path
         assert res.returncode == 0, res.stderr
         return time.monotonic() - t0
 
-    par = ["--workers", str(workers)] if workers else []
+    par = ["--workers", str(workers)]  # 0: this process (auto would take workers for this corpus size)
     start = run(one, tmp_path / "one.jsonl", *par)  # start-up (worker processes included) and one short report
     ref = tmp_path / "ref.jsonl"
     whole = run(corpus, ref, *par)

@@ -5,7 +5,6 @@ import json
 import sys
 from collections import Counter
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
@@ -26,9 +25,10 @@ from govfacts.evaluate.robustness import markdown as robustness_markdown
 from govfacts.evaluate.robustness import run as run_robustness
 from govfacts.checks import check_document, check_facts
 from govfacts.factsio import output_format, read_fact_table, read_facts
-from govfacts.infer.api import batch_functions, extract_documents, extract_parts
+from govfacts.infer.api import WorkerSetup, extract_documents, extract_parts
 from govfacts.infer.batch import discover, run_batch
 from govfacts.infer.loader import InferSettings, extractor_id, load
+from govfacts.infer.parallel import choose_workers, pinned_settings
 from govfacts.infer.tagger import available_cpus
 from govfacts.labels import default_labels
 from govfacts.paths import ANNOTATIONS
@@ -58,8 +58,10 @@ def extract(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (--engine ray); "
                                           "default: a local Ray instance."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Extractor processes, each reading "
-                                          "and extracting whole batches with CPUs/N threads (local default 0: "
-                                          "this process; ray: actors, default 1 per tagger or 1 per CPU for rules)."),
+                                          "and extracting whole batches with CPUs/N threads (local default: "
+                                          "configs/infer.yaml `workers`, auto = one per CPU for large corpora "
+                                          "when no torch model is loaded; ray: actors, default 1 per tagger or "
+                                          "1 per CPU for rules)."),
     int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help="Tagger weights: dynamic int8 "
                                         "quantisation or float32 (default: see bench/README.md)."),
     runtime: Optional[str] = typer.Option(None, "--runtime", help="Tagger encoder: auto (the fastest measured "
@@ -91,10 +93,17 @@ def extract(
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     if engine == "local":
-        setup = partial(batch_functions, model, settings.replace(num_threads=max(1, available_cpus() // workers))
-                        ) if workers else None
+        def how_many(pending_chars: int) -> int:
+            choice = choose_workers(settings.workers if workers is None else workers, extractor, pending_chars,
+                                    available_cpus(), settings.parallel_min_chars)
+            if verbose:
+                err.print(f"workers: {choice.workers} ({choice.reason})")
+            setup.settings = pinned_settings(settings, extractor, choice.workers)
+            return choice.workers
+
+        setup = WorkerSetup(model, settings)
         result = run_batch(paths, output, lambda d: extract_documents(extractor, [d])[0], errors=errors,
-                           resume=resume, progress=not quiet, workers=workers or 0, worker_setup=setup,
+                           resume=resume, progress=not quiet, workers=how_many, worker_setup=setup,
                            extract_many=lambda docs: extract_documents(extractor, docs),
                            extract_parts=lambda d, first: extract_parts(extractor, d, first))
     if not quiet:
