@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from govfacts.infer.tagger import available_cpus
+
 
 @dataclass(frozen=True)
 class WorkerChoice:
@@ -55,8 +57,6 @@ def choose_workers(setting: int | str, extractor, pending_chars: int, cpus: int,
 def pinned_settings(settings, extractor, workers: int):
     """A worker's settings: its share of the CPUs, and the runtime the parent's extractor took (a worker
     does not measure again with its own thread count, so every process encodes alike)."""
-    from govfacts.infer.tagger import available_cpus
-
     s = settings.replace(num_threads=max(1, available_cpus() // max(1, workers)))
     runtime = encoder_runtime(extractor)
     if runtime is None or settings.runtime != "auto":
