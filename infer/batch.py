@@ -257,11 +257,12 @@ def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable
         raise ValueError("run_batch: workers > 0 needs a worker_setup that builds each worker's extractor")
     bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="doc", desc="extract", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
-    if workers > 0:  # several processes hold their work in memory at once: smaller groups and parts
-        long_chars = min(long_chars, WORKER_LONG_CHARS)
     limit = UNIT_BYTES_PER_CHAR * long_chars
-    if workers > 0:  # at least 3 units per worker, so the last ones do not leave a worker idle for long
-        limit = max(MIN_UNIT_BYTES, min(limit, pending // (3 * workers) + 1))
+    if workers > 0:
+        # several processes hold their work in memory at once: smaller groups and parts; and at least
+        # 3 units per worker, so the last ones do not leave a worker idle for long
+        long_chars = min(long_chars, WORKER_LONG_CHARS)
+        limit = max(MIN_UNIT_BYTES, min(UNIT_BYTES_PER_CHAR * long_chars, pending // (3 * workers) + 1))
     units = units_of(todo, limit)
     fns = (extract, extract_many, extract_parts)
     with open(jpath, "a", encoding="utf-8") as journal:

@@ -69,11 +69,18 @@ def extractor_id(ex: SpanExtractor) -> str:
     return f"{ex.name}@{ex.version}"
 
 
+def taggers_in(ex) -> list:
+    """The taggers `ex` runs: itself, or the tagger members of an ensemble (none for the rules)."""
+    if hasattr(ex, "view_probs"):
+        return [ex]
+    members = [m for m in (getattr(ex, "primary", None), getattr(ex, "secondary", None)) if m is not None]
+    return [t for m in members for t in taggers_in(m)]
+
+
 def has_tagger(ex) -> bool:
     """Does `ex` (or a member of an ensemble) run a model? Such an extractor wants all CPUs of one
     process rather than one process per CPU."""
-    members = [m for m in (getattr(ex, "primary", None), getattr(ex, "secondary", None)) if m is not None]
-    return hasattr(ex, "view_probs") or any(has_tagger(m) for m in members)
+    return bool(taggers_in(ex))
 
 
 def default_spec(settings: InferSettings) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from govfacts.infer.loader import taggers_in
 from govfacts.infer.tagger import available_cpus
 
 
@@ -25,10 +26,7 @@ class WorkerChoice:
 
 def encoder_runtime(extractor) -> Optional[str]:
     """`onnx` or `torch` for the tagger(s) in `extractor` (torch if any member runs torch); None for the rules."""
-    members = [m for m in (getattr(extractor, "primary", None), getattr(extractor, "secondary", None))
-               if m is not None] or [extractor]
-    kinds = {("onnx" if getattr(m, "runner", None) is not None else "torch") for m in members
-             if hasattr(m, "view_probs")}
+    kinds = {"onnx" if t.runner is not None else "torch" for t in taggers_in(extractor)}
     return None if not kinds else ("torch" if "torch" in kinds else "onnx")
 
 
@@ -61,8 +59,5 @@ def pinned_settings(settings, extractor, workers: int):
     runtime = encoder_runtime(extractor)
     if runtime is None or settings.runtime != "auto":
         return s
-    members = [m for m in (getattr(extractor, "primary", None), getattr(extractor, "secondary", None))
-               if m is not None] or [extractor]
-    int8 = any(getattr(m, "quantized", False) or getattr(getattr(m, "runner", None), "int8", False)
-               for m in members)
+    int8 = any(t.quantized or (t.runner is not None and t.runner.int8) for t in taggers_in(extractor))
     return s.replace(runtime=runtime, quantize=int8)
