@@ -75,11 +75,11 @@ def _load_journal(path: Path) -> tuple[dict[str, dict], dict[str, dict[int, dict
     parts: dict[str, dict[int, dict]] = {}
     if not path.exists():
         return done, parts
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:  # bytes: a torn last line may end inside a character
         for line in fh:
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+                rec = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
                 break  # a torn last line from a killed run: that document (or part) is redone
             if "part" in rec:
                 parts.setdefault(rec["path"], {})[int(rec["part"])] = rec

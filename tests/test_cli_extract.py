@@ -79,7 +79,9 @@ def test_unknown_output_extension_is_a_usage_error(samples, tmp_path):
     assert not (tmp_path / "f.xlsx").exists()
 
 
-def test_resume_keeps_finished_documents_and_redoes_a_torn_one(samples, tmp_path):
+@pytest.mark.parametrize("torn", [b'{"path": "trunc', '{"path": "报'.encode("utf-8")[:-1]],
+                         ids=["mid-record", "mid-character"])
+def test_resume_keeps_finished_documents_and_redoes_a_torn_one(samples, tmp_path, torn):
     out = tmp_path / "f.jsonl"
     full = tmp_path / "full.jsonl"
     runner.invoke(app, ["extract", str(samples), "-o", str(full), "-m", "rules", "-q"])
@@ -90,7 +92,7 @@ def test_resume_keeps_finished_documents_and_redoes_a_torn_one(samples, tmp_path
     for p in first:
         facts = [f for f in expected if f["path"] == str(p)]
         lines.append(json.dumps({"path": str(p), "facts": facts}, ensure_ascii=False))
-    journal_path(out).write_text("\n".join(lines) + '\n{"path": "trunc', encoding="utf-8")
+    journal_path(out).write_bytes(("\n".join(lines) + "\n").encode("utf-8") + torn)  # killed mid-write
     res = runner.invoke(app, ["extract", str(samples), "-o", str(out), "-m", "rules", "--resume"])
     assert res.exit_code == 0, res.output
     assert "resumed: 2 documents" in res.output
