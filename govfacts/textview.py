@@ -10,6 +10,7 @@ always carry offsets into the text as stored.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from govfacts.charforms import to_halfwidth, to_simplified
@@ -47,8 +48,34 @@ class TextView:
         return s, e
 
 
+VIEW_CACHE_CHARS = 2_000_000  # raw characters of the recent views kept (~40 bytes each per character)
+_recent: "OrderedDict[tuple, TextView]" = OrderedDict()
+_recent_chars = 0
+
+
 def build_view(raw: str, join_lines: bool = True, drop_spaces: bool = True, arabic: bool = True) -> TextView:
-    """Build the normalised view of `raw` (see module docstring)."""
+    """The normalised view of `raw` (see module docstring).
+
+    The tagger, the rules and the fact builder each ask for the view of the same document; the recent
+    views are kept (up to VIEW_CACHE_CHARS raw characters), so a document is normalised once and what
+    its view memoises (quantity candidates, the rules' hits) is computed once for all of them."""
+    global _recent_chars
+    key = (raw, join_lines, drop_spaces, arabic)
+    view = _recent.get(key)
+    if view is not None:
+        _recent.move_to_end(key)
+        return view
+    view = _new_view(raw, join_lines, drop_spaces, arabic)
+    if len(raw) <= VIEW_CACHE_CHARS:
+        _recent[key] = view
+        _recent_chars += len(raw)
+        while _recent_chars > VIEW_CACHE_CHARS:
+            (old_raw, *_), _old = _recent.popitem(last=False)
+            _recent_chars -= len(old_raw)
+    return view
+
+
+def _new_view(raw: str, join_lines: bool, drop_spaces: bool, arabic: bool) -> TextView:
     conv = to_halfwidth(to_simplified(raw))
     keep = [True] * len(raw)
     _mark_pinyin_glosses(conv, keep)

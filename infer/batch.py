@@ -8,9 +8,9 @@ ignores a torn last line, so no document is lost or duplicated.
 Files are taken in units of about `long_chars` characters. With `workers > 0` the units are read and
 extracted in that many worker processes (each with its own extractor, made by `worker_setup()`), which
 send every record here as soon as it exists: the journal is written only here, so resume works the same,
-and a unit whose worker died is finished in this process. With workers, units are cut so that each worker
-gets at least three, and groups and parts hold at most `WORKER_LONG_CHARS` characters (several processes
-hold their work in memory at once).
+and a unit whose worker died is finished in this process. With workers, units shrink towards the end of
+the batch (`units_of`), so the workers finish together, and groups and parts hold at most
+`WORKER_LONG_CHARS` characters (several processes hold their work in memory at once).
 """
 from __future__ import annotations
 
@@ -112,10 +112,33 @@ def _size(f: Path) -> int:
         return 0
 
 
-def units_of(files: list[Path], limit_bytes: int) -> list[list[Path]]:
+def units_of(files: list[Path], limit_bytes: int, workers: int = 0, min_bytes: int = 0) -> list[list[Path]]:
     """Files in order, in units of at most `limit_bytes` on disk (a bigger file is a unit of its own): what
-    one process reads and extracts before the next unit, so work in flight stays small."""
-    return list(groups_by_size(files, limit_bytes, _size))
+    one process reads and extracts before the next unit, so work in flight stays small.
+
+    With `workers`, units shrink towards the end (each at most 1/(2·workers) of the bytes still to
+    come, never below `min_bytes`): the last units are short, so no worker idles long while another
+    finishes a big one."""
+    if not workers:
+        return list(groups_by_size(files, limit_bytes, _size))
+    sizes = [_size(f) for f in files]
+    remaining = sum(sizes)
+    units: list[list[Path]] = []
+    cur: list[Path] = []
+    cur_bytes = limit = 0
+    for f, n in zip(files, sizes):
+        if not cur:
+            limit = max(min_bytes, min(limit_bytes, remaining // (2 * workers)))
+        elif cur_bytes + n > limit:
+            units.append(cur)
+            cur, cur_bytes = [], 0
+            limit = max(min_bytes, min(limit_bytes, remaining // (2 * workers)))
+        cur.append(f)
+        cur_bytes += n
+        remaining -= n
+    if cur:
+        units.append(cur)
+    return units
 
 
 def process_unit(paths: list, fns: tuple, have: dict[str, dict[int, dict]], emit: Emit, long_chars: int) -> None:
@@ -257,13 +280,9 @@ def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable
         raise ValueError("run_batch: workers > 0 needs a worker_setup that builds each worker's extractor")
     bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="doc", desc="extract", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
-    limit = UNIT_BYTES_PER_CHAR * long_chars
-    if workers > 0:
-        # several processes hold their work in memory at once: smaller groups and parts; and at least
-        # 3 units per worker, so the last ones do not leave a worker idle for long
+    if workers > 0:  # several processes hold their work in memory at once: smaller groups and parts
         long_chars = min(long_chars, WORKER_LONG_CHARS)
-        limit = max(MIN_UNIT_BYTES, min(UNIT_BYTES_PER_CHAR * long_chars, pending // (3 * workers) + 1))
-    units = units_of(todo, limit)
+    units = units_of(todo, UNIT_BYTES_PER_CHAR * long_chars, workers, MIN_UNIT_BYTES)
     fns = (extract, extract_many, extract_parts)
     with open(jpath, "a", encoding="utf-8") as journal:
         def emit(recs: list[dict]) -> None:
@@ -280,7 +299,7 @@ def run_batch(paths: Iterable[str | Path], output: str | Path, extract: Callable
 
 
 UNIT_BYTES_PER_CHAR = 3  # a unit of files holds about `long_chars` characters of UTF-8 Chinese text
-MIN_UNIT_BYTES = 60_000  # with workers: units no smaller (each unit is one batched encoder call)
+MIN_UNIT_BYTES = 30_000  # with workers: units no smaller (~10k characters, about a second of work)
 WORKER_LONG_CHARS = 40_000  # with workers: groups and parts of at most this many characters (peak memory)
 
 

@@ -9,6 +9,7 @@ spans go back to raw offsets through the view.
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import os
@@ -18,6 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from govfacts.claims import NEGATION
 from govfacts.infer.checkpoint import (FileTokenizer, ModelConfig, checkpoint_key, is_local_checkpoint,
                                        load_hf_tokenizer, load_torch_model, weights_hash)
 from govfacts.infer.decode import anchor_spans, continuation_matrix, platt_scale, spans_from_tags, viterbi_split
@@ -26,6 +28,7 @@ from govfacts.infer.hints import (hint_type_ids, hint_vocab, quantity_hints, rul
 from govfacts.infer.onnx_runtime import OnnxRunner, model_file
 from govfacts.infer.rules import RuleExtractor, follows_no_claim_word
 from govfacts.infer.windows import read_encoded_windows
+from govfacts.infer.words import prefetch as prefetch_words
 from govfacts.infer.words import snap_free_spans
 from govfacts.quantity import NUMERAL_RX, view_quantities
 from govfacts.records import Span
@@ -186,6 +189,8 @@ class Tagger:
 
     def spans_many(self, texts: Sequence[str]) -> list[list[Span]]:
         """Spans of several texts; windows of all texts are batched together, and so is decoding."""
+        if self.options.anchor:
+            prefetch_words()  # decoding snaps zero-claim spans to jieba words: load them while encoding
         views = [build_view(t) for t in texts]
         return self.decode_views(views, self.view_probs(views))
 
@@ -270,7 +275,7 @@ class Tagger:
             if quantities:
                 hints = quantity_hints(hints, view_quantities(view), self.rules.vetoed(view) if vetoes else [])
             for s, e, enc in read_encoded_windows(view.text, self.tokenizer, opts.max_len, opts.stride,
-                                                  opts.skip_plain):
+                                                  opts.skip_plain, self._may_yield(view)):
                 if hints is not None:
                     enc["token_type_ids"] = hint_type_ids(enc["offsets"], hints[s:e], tag_ids)
                 items.append((vi, s, e, enc))
@@ -289,6 +294,20 @@ class Tagger:
                 if "token_type_ids" in it[3]:
                     types[r, :k] = it[3]["token_type_ids"]
             yield batch, ids, mask, types
+
+    def _may_yield(self, view: TextView):
+        """With quantity-anchored decoding a span is a quantity candidate or a zero claim after a negation
+        cue of its sentence (`anchor_spans`), so a claim segment holding neither cannot give one: it is
+        not encoded (a sentence with only a date or a document number in it). The facts stay the same."""
+        if not self.options.anchor:
+            return None
+        text, cands = view.text, view_quantities(view)
+        starts = [s for s, _ in cands]
+
+        def keep(a: int, b: int) -> bool:
+            i = bisect.bisect_left(starts, b)  # candidates starting before b; sorted and non-overlapping
+            return (i > 0 and cands[i - 1][1] > a) or NEGATION.search(text, a, b) is not None
+        return keep
 
     def _torch_logits(self, ids: np.ndarray, mask: np.ndarray, types: Optional[np.ndarray]) -> np.ndarray:
         import torch

@@ -7,6 +7,8 @@ Token alignment goes through the tokenizer's offset_mapping, so any fast Hugging
 """
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 from govfacts.claims import WINDOW_ENDS, claim_segments
 
 
@@ -45,15 +47,20 @@ def make_windows(text: str, max_chars: int, stride: int, ends: str = WINDOW_ENDS
         start = max(nxt, start + 1)
 
 
-def read_encoded_windows(text: str, tokenizer, max_len: int, stride: int, skip_plain: bool = False):
+def read_encoded_windows(text: str, tokenizer, max_len: int, stride: int, skip_plain: bool = False,
+                         keep_segment: Optional[Callable[[int, int], bool]] = None):
     """The windows the tagger reads, with their `encode_window` encodings: yields (start, end, encoding).
 
     The windows are `make_windows` (re-split by `_fit` where a tokenizer needs more tokens than max_len) over the whole text, or with `skip_plain` over each claim segment
-    (govfacts.claims) alone; training and inference cut windows the same way. A window that fits is
+    (govfacts.claims) alone; training and inference cut windows the same way. `keep_segment(start, end)`
+    (with `skip_plain`) passes over claim segments it rejects whole, so the windows of the others are the
+    same as without it. A window that fits is
     tokenised once, not once to check it fits and once to encode: the encoding with room for one token
     more than max_len is the untruncated one exactly when it fits."""
     segments = claim_segments(text) if skip_plain else [(0, len(text))]
     for a, b in segments:
+        if keep_segment is not None and skip_plain and not keep_segment(a, b):
+            continue
         seg = text[a:b]
         for s, e in make_windows(seg, max(1, max_len - _n_special(tokenizer)), stride):
             enc = encode_window(tokenizer, seg[s:e], max_len + 1)

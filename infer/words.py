@@ -7,18 +7,37 @@ end: a decoded span is widened to the jieba words it touches, within its sentenc
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+import threading
 
 from govfacts.claims import sentence_bounds
 
+_lock = threading.Lock()
+_loaded: list = []  # the initialised jieba module, once loaded
+_prefetching: list = []  # the prefetch thread, once started
 
-@lru_cache(maxsize=1)
+
 def _jieba():
-    import jieba
+    if not _loaded:
+        with _lock:  # one load, also when a prefetch is still running
+            if not _loaded:
+                import jieba
 
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
+                jieba.setLogLevel(logging.WARNING)
+                jieba.initialize()
+                _loaded.append(jieba)
+    return _loaded[0]
+
+
+def prefetch() -> None:
+    """Load jieba's dictionary (about a second) in a background thread: a tagger starts it when it begins
+    to read, so the load overlaps reading and encoding (ONNX Runtime and torch release the GIL) instead
+    of holding up the first document that has a zero claim. (Not at load: a process that only loads a
+    tagger, such as the parent of worker processes, never pays for it.)"""
+    with _lock:
+        if _loaded or _prefetching:
+            return
+        _prefetching.append(threading.Thread(target=_jieba, name="govfacts-jieba", daemon=True))
+    _prefetching[0].start()
 
 
 def word_bounds(sentence: str) -> list[tuple[int, int]]:

@@ -237,3 +237,19 @@ def test_free_spans_need_a_zero_claim_site():
     out = anchor_spans(found, probs, np.ones(len(t), bool), TAGS, [], text=t)
     assert [(s, e) for s, e, *_ in out] == [zero]
     assert len(anchor_spans(found, probs, np.ones(len(t), bool), TAGS, [])) == 3  # without text: all kept
+
+
+def test_jieba_prefetched_in_the_background_is_loaded_once():
+    import threading
+
+    import govfacts.infer.words as words
+
+    for _ in range(3):
+        words.prefetch()  # a tagger calls it on every read; one thread at most
+    assert len(words._prefetching) <= 1 or words._loaded
+    assert sum(t.name == "govfacts-jieba" for t in threading.enumerate()) <= 1
+    t = "没有发生行政复议和诉讼。"
+    assert t.__getitem__(slice(*words.snap_to_words(t, 5, 7))) == "行政复议"  # waits for the load if it runs
+    assert len(words._loaded) == 1
+    words.prefetch()
+    assert len(words._loaded) == 1

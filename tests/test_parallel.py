@@ -71,3 +71,21 @@ def test_cli_auto_runs_workers_for_a_large_corpus_with_the_same_facts(samples, t
     assert re.search(r"workers: [2-9]\d* \(auto:", outs["auto"][1]) or "workers: 0 (auto: 1 CPU" in outs["auto"][1]
     assert "workers: 0 (asked for)" in outs["one"][1]
     assert outs["auto"][0] == outs["one"][0] and len(outs["one"][0]) > 1000
+
+
+def test_worker_units_shrink_towards_the_end_and_keep_every_file_in_order(tmp_path):
+    from govfacts.infer.batch import units_of
+
+    files = []
+    for k in range(60):
+        f = tmp_path / f"{k:02d}.txt"
+        f.write_bytes(b"x" * (5_000 + 997 * (k % 7)))
+        files.append(f)
+    units = units_of(files, 60_000, workers=2, min_bytes=10_000)
+    assert [f for u in units for f in u] == files
+    sizes = [sum(f.stat().st_size for f in u) for u in units]
+    assert max(sizes) <= 60_000 + 11_000 and sizes[0] > 2 * sizes[-1]  # the first units big, the last small
+    assert all(s <= 10_000 + 11_000 for s in sizes[-3:])
+    one = units_of(files, 60_000)  # one process: units of up to the limit all the way
+    assert [f for u in one for f in u] == files and len(one) < len(units)
+    assert all(sum(f.stat().st_size for f in u) > 60_000 - 11_000 for u in one[:-1])

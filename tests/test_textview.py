@@ -101,3 +101,18 @@ def test_pinyin_glosses_are_dropped_and_facts_map_to_raw_text(toned):
 def test_brackets_that_are_not_pinyin_stay():
     for text in ("网站(PDF)版", "收到申请(xyz)3件", "附件(2)", "（含申请人主动撤回申请）"):
         assert build_view(text).text == text
+
+
+def test_the_view_of_a_document_is_built_once_and_the_cache_stays_bounded(samples, monkeypatch):
+    import govfacts.textview as tv
+
+    raw = (samples / "gov-pingtan-2016.txt").read_text(encoding="utf-8")
+    v = build_view(raw)
+    assert build_view(raw) is v  # the tagger, the rules and the fact builder share one view and its memo
+    assert build_view(raw, join_lines=False) is not v  # other options, another view
+    assert build_view(raw, drop_spaces=False).text != v.text  # the raw text has spaces the view drops
+    monkeypatch.setattr(tv, "VIEW_CACHE_CHARS", 3 * len(raw))
+    for k in range(6):
+        build_view(f"{k}" + raw)
+    assert tv._recent_chars <= 3 * len(raw) and len(tv._recent) <= 3
+    assert build_view(raw).text == v.text  # evicted and rebuilt alike

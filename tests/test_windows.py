@@ -59,3 +59,42 @@ def test_encoded_windows_equal_windows_then_encoding(docs, byte_tok, char_tok, w
         assert [(s, e) for s, e, _ in got] == [(s, e) for s, e, _ in want]
         assert [enc for *_, enc in got] == [enc for *_, enc in want]
         assert all(len(enc["input_ids"]) <= max_len for *_, enc in got)
+
+
+def test_segments_that_cannot_give_a_span_are_not_encoded_and_spans_stay_the_same(samples):
+    """With anchored decoding a span is a quantity candidate or a zero claim after a negation cue, so a
+    claim segment with neither (a date, a document number) is not read; the spans are those of a read of
+    every segment."""
+    from govfacts.claims import NEGATION, claim_segments
+    from govfacts.infer.loader import InferSettings, load, taggers_in
+    from govfacts.infer.windows import read_encoded_windows
+    from govfacts.quantity import view_quantities
+
+    tagger = taggers_in(load(None, InferSettings.load()))[0]
+    assert tagger.options.anchor
+    texts = [f.read_text(encoding="utf-8") for f in sorted(samples.glob("*.txt"))[:6]]
+    skipped = 0
+    for raw in texts:
+        view = build_view(raw)
+        keep = tagger._may_yield(view)
+        cands = view_quantities(view)
+        for a, b in claim_segments(view.text):
+            can = any(s < b and a < e for s, e in cands) or NEGATION.search(view.text[a:b])
+            assert keep(a, b) == bool(can)
+            skipped += not can
+        opts = tagger.options
+        every = list(read_encoded_windows(view.text, tagger.tokenizer, opts.max_len, opts.stride, True))
+        read = list(read_encoded_windows(view.text, tagger.tokenizer, opts.max_len, opts.stride, True, keep))
+        assert [w[:2] for w in read] == [w[:2] for w in every if keep(*_segment_of(view.text, w[0]))]
+    assert skipped > 0
+    fast = tagger.spans_many(texts)
+    tagger._may_yield = lambda view: None  # read every claim segment
+    slow = tagger.spans_many(texts)
+    assert [[(s.start, s.end, s.label) for s in d] for d in fast] == [[(s.start, s.end, s.label) for s in d] for d in slow]
+    assert all(abs(a.score - b.score) < 0.02 for d, e in zip(fast, slow) for a, b in zip(d, e))  # int8: per-batch scales
+
+
+def _segment_of(text: str, pos: int) -> tuple[int, int]:
+    from govfacts.claims import claim_segments
+
+    return next((a, b) for a, b in claim_segments(text) if a <= pos < b)
