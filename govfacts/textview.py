@@ -48,7 +48,8 @@ class TextView:
         return s, e
 
 
-VIEW_CACHE_CHARS = 2_000_000  # raw characters of the recent views kept (~40 bytes each per character)
+VIEW_CACHE_CHARS = 500_000  # raw characters of the recent views kept: one group of documents (infer/api.py
+# GROUP_CHARS); a view holds about 40 bytes per character
 _recent: "OrderedDict[tuple, TextView]" = OrderedDict()
 _recent_chars = 0
 
