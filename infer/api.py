@@ -175,16 +175,20 @@ def _shift(s: Span, off: int) -> Span:
     return Span(s.start + off, s.end + off, s.label, s.text, s.score)
 
 
-def groups_by_size(items: Iterable, limit: int, size: Callable[[object], int] = lambda u: len(u[2])
-                   ) -> Iterable[list]:
+def groups_by_size(items: Iterable, limit: int | Callable[[int], int],
+                   size: Callable[[object], int] = lambda u: len(u[2])) -> Iterable[list]:
     """`items` in order, in groups of at most `limit` total `size` (at least one item each): what is handed
-    to the extractor together (segments: their characters) and what a batch journals together."""
-    group, total = [], 0
+    to the extractor together (segments: their characters) and what a batch journals together. `limit`
+    may be a callable given the size already grouped, asked as each group starts (shrinking groups)."""
+    group, total, done, cap = [], 0, 0, 0
     for u in items:
         n = size(u)
-        if group and total + n > limit:
+        if group and total + n > cap:
             yield group
+            done += total
             group, total = [], 0
+        if not group:
+            cap = limit(done) if callable(limit) else limit
         group.append(u)
         total += n
     if group:

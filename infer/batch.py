@@ -121,24 +121,12 @@ def units_of(files: list[Path], limit_bytes: int, workers: int = 0, min_bytes: i
     finishes a big one."""
     if not workers:
         return list(groups_by_size(files, limit_bytes, _size))
-    sizes = [_size(f) for f in files]
-    remaining = sum(sizes)
-    units: list[list[Path]] = []
-    cur: list[Path] = []
-    cur_bytes = limit = 0
-    for f, n in zip(files, sizes):
-        if not cur:
-            limit = max(min_bytes, min(limit_bytes, remaining // (2 * workers)))
-        elif cur_bytes + n > limit:
-            units.append(cur)
-            cur, cur_bytes = [], 0
-            limit = max(min_bytes, min(limit_bytes, remaining // (2 * workers)))
-        cur.append(f)
-        cur_bytes += n
-        remaining -= n
-    if cur:
-        units.append(cur)
-    return units
+    sizes = {f: _size(f) for f in files}
+    total = sum(sizes.values())
+
+    def limit(done: int) -> int:  # of a unit starting after `done` bytes
+        return max(min_bytes, min(limit_bytes, (total - done) // (2 * workers)))
+    return list(groups_by_size(files, limit, sizes.__getitem__))
 
 
 def process_unit(paths: list, fns: tuple, have: dict[str, dict[int, dict]], emit: Emit, long_chars: int) -> None:
