@@ -56,6 +56,12 @@ class LabelSet:
                 return lab
         raise KeyError(name)
 
+    @lru_cache(maxsize=256)
+    def refusing(self, unit: str) -> frozenset[str]:
+        """The labels whose contract units do not include `unit` (a classifier, `unit_key` form): a
+        numeric claim counted in `亿元` is no RESPONSE_RATE, one in `人次` no DOCUMENTS_ISSUED."""
+        return frozenset(lab.name for lab in self.labels if unit not in lab.units)
+
     def colours(self) -> dict[str, str]:
         """A fixed colour per label (Label Studio, report pages); the palette cycles if labels are added."""
         return {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(self.names)}

@@ -55,6 +55,19 @@ def find_quantities(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in QUANTITY_RX.finditer(text)]
 
 
+def unit_key(unit: str) -> str:
+    """The classifier of a grammar unit, a multiplier written inside it dropped (`万次` → `次`): the form the
+    label contract lists units in."""
+    return unit[1:] if unit[:1] in "万亿" and len(unit) > 1 else unit
+
+
+def view_quantity_units(view) -> list[str]:
+    """`unit_key` of each of `view_quantities(view)`, in the same order (memoised on the view)."""
+    if "quantity_units" not in view.memo:
+        view.memo["quantity_units"] = [unit_key(m.group("unit")) for m in QUANTITY_RX.finditer(view.text)]
+    return view.memo["quantity_units"]
+
+
 def arabic_numerals(text: str) -> list[tuple[int, int, str]]:
     """[start, end) and Arabic digits of every whole Chinese numeral that begins a quantity
     (`二万四千七百四十五人次` → 24745, `两起` → 2): the text view shows these as digits, so the rules and the

@@ -254,8 +254,8 @@ def span_score(chosen: Sequence[float], how: str = "min") -> float:
 
 def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray, covered: np.ndarray,
                  tags: Sequence[str], candidates: Sequence[tuple[int, int]], threshold: float = 0.5,
-                 text: str = "", hinted: Sequence[tuple[int, int]] = (), hint_threshold: Optional[float] = None
-                 ) -> list[tuple[int, int, str, float]]:
+                 text: str = "", hinted: Sequence[tuple[int, int]] = (), hint_threshold: Optional[float] = None,
+                 refused: Sequence[frozenset[str]] = ()) -> list[tuple[int, int, str, float]]:
     """Quantity-anchored decoding: numeric claims take their boundaries from the quantity grammar.
 
     A small tagger is good at telling WHICH metric a number counts but unsure WHERE a long number
@@ -266,6 +266,8 @@ def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray
     (zero claims such as `没有发生[行政复议]`) are kept where, when `text` is given, a zero claim can
     be (`is_zero_claim_site`). A candidate the rules labelled (`hinted`, view ranges) needs only
     `hint_threshold` (fitted on dev): the rules' vote is evidence the tagger weighs, not a tie-breaker.
+    `refused[i]` (when given, one per candidate) holds the labels candidate i may not take because the
+    label contract does not count in its unit: their mass counts as `O`, so `12.78亿元` is never a rate.
     """
     probs = np.asarray(probs, dtype=np.float64)
     cov = np.asarray(covered, dtype=bool)
@@ -279,18 +281,22 @@ def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray
         else:
             mass[j, labels.index(lab)] = 1.0
     out: list[tuple[int, int, str, float]] = []
-    for s, e in candidates:
+    for ci, (s, e) in enumerate(candidates):
         idx = [i for i in range(s, min(e, len(probs))) if cov[i]]
         if not idx:
             continue
         p = probs[idx]
-        p_ent = 1.0 - float(p[:, o_col].mean()) if o_col is not None else 1.0
+        per_label = p @ mass  # [chars, labels]
+        if refused and refused[ci]:
+            per_label[:, [k for k, lab in enumerate(labels) if lab in refused[ci]]] = 0.0
+            p_ent = float(per_label.sum(axis=1).mean())
+        else:
+            p_ent = 1.0 - float(p[:, o_col].mean()) if o_col is not None else 1.0
         need = threshold
         if hint_threshold is not None and any(a < e and s < b for a, b in hinted):
             need = hint_threshold
         if p_ent < need:
             continue
-        per_label = p @ mass  # [chars, labels]
         k = int(per_label.mean(axis=0).argmax())
         out.append((s, e, labels[k], float(min(1.0, max(0.0, per_label[:, k].min())))))
     cand_mask = np.zeros(len(probs), dtype=bool)

@@ -17,7 +17,7 @@ import yaml
 from govfacts.claims import SENT_ENDS
 from govfacts.labels import LabelSet, default_labels
 from govfacts.paths import CONFIGS
-from govfacts.quantity import QUANTITY_RX
+from govfacts.quantity import QUANTITY_RX, unit_key
 from govfacts.records import Span
 from govfacts.textview import TextView, build_view
 
@@ -156,7 +156,7 @@ class RuleExtractor:
         hits: list[list] = []  # [start, end, label or None, score, unit]
         for m in QUANTITY_RX.finditer(t):
             unit = m.group("unit")
-            unit_key = unit[1:] if unit[:1] in "万亿" and len(unit) > 1 else unit
+            key = unit_key(unit)
             if follows_no_claim_word(t, m.start(), self.rules_path):
                 continue
             if t[m.end():m.end() + 1] in ("性", "年", "月", "日", "号"):
@@ -164,8 +164,8 @@ class RuleExtractor:
             quoted = m.start() > 0 and t[m.start() - 1] in "“\"「" or t[m.end():m.end() + 1] in ("“", "\"", "」")
             if quoted and not view.raw[slice(*view.to_raw(*m.span("num")))][:1].isdigit():  # as written (view: digits)
                 continue  # 三个“100”行动, “三个一”机制: names and slogans, not counts
-            label, score = self._label_for(t, m.start(), m.end(), unit_key)
-            hits.append([m.start(), m.end(), label, score, unit_key])
+            label, score = self._label_for(t, m.start(), m.end(), key)
+            hits.append([m.start(), m.end(), label, score, key])
         self._inherit_in_lists(t, hits)
         for m in ZERO_NUM_RX.finditer(t):
             label, score = self._label_for(t, m.start("num"), m.end("num"), None)

@@ -30,7 +30,8 @@ from govfacts.infer.rules import RuleExtractor, follows_no_claim_word
 from govfacts.infer.windows import read_encoded_windows
 from govfacts.infer.words import prefetch as prefetch_words
 from govfacts.infer.words import snap_free_spans
-from govfacts.quantity import NUMERAL_RX, view_quantities
+from govfacts.labels import default_labels
+from govfacts.quantity import NUMERAL_RX, view_quantities, view_quantity_units
 from govfacts.records import Span
 from govfacts.textview import TextView, build_view
 
@@ -54,6 +55,7 @@ class TaggerOptions:
     platt: Optional[tuple[float, float]] = None  # (a, b): p = sigmoid(a·logit(score) + b), fitted on dev
     skip_plain: bool = False  # read only sentences that may hold a claim (govfacts.claims)
     hint_threshold: Optional[float] = None  # entity mass a rule-labelled candidate needs (None: as any; dev-fitted)
+    units: bool = True  # a numeric claim takes only labels the contract counts in its unit (decode.anchor_spans)
 
     @classmethod
     def from_config(cls, cfg, default_max_len: int, **overrides) -> "TaggerOptions":
@@ -64,7 +66,7 @@ class TaggerOptions:
         opts = cls(max_len=int(get("max_len", default_max_len)), stride=int(get("stride", DEFAULT_STRIDE)),
                    temperature=float(get("temperature", 1.0) or 1.0), anchor=bool(get("anchor", False)),
                    min_score=float(get("min_score", 0.0)), platt=tuple(get("platt", ())) or None,
-                   skip_plain=bool(get("skip_plain", False)),
+                   skip_plain=bool(get("skip_plain", False)), units=bool(get("units", True)),
                    hint_threshold=None if get("hint_threshold", None) is None else float(get("hint_threshold", 0.5)))
         return dataclasses.replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -90,6 +92,7 @@ class Tagger:
         n = cfg.num_labels
         self.tags = [str(cfg.id2label.get(i, cfg.id2label.get(str(i)))) for i in range(n)]
         self.options = options or TaggerOptions.from_config(cfg, self._default_max_len(), **overrides)
+        self._contract = default_labels()  # the units each label is counted in (TaggerOptions.units)
         # rule hints (govfacts.infer.hints): the rules' tags go in as token types, when the model was trained so
         self.rules = None
         if getattr(cfg, "govfacts_rule_hints", False):
@@ -215,8 +218,9 @@ class Tagger:
             if self.rules is not None:
                 found = snap_to_phrases(found, zero_claim_phrases(view, self.rules))
             hinted = rule_view_spans(view, self.rules) if self.rules is not None and opts.hint_threshold is not None else []
+            refused = [self._contract.refusing(u) for u in view_quantity_units(view)] if opts.units else []
             found = anchor_spans(found, probs, covered, self.tags, candidates, text=view.text, hinted=hinted,
-                                 hint_threshold=opts.hint_threshold)
+                                 hint_threshold=opts.hint_threshold, refused=refused)
         found = [f for f in found if not (NUMERAL_RX.search(view.text[f[0]:f[1]])
                                           and follows_no_claim_word(view.text, f[0]))]
         if opts.platt:

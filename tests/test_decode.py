@@ -253,3 +253,17 @@ def test_jieba_prefetched_in_the_background_is_loaded_once():
     assert len(words._loaded) == 1
     words.prefetch()
     assert len(words._loaded) == 1
+
+
+def test_a_label_the_unit_refuses_counts_as_outside():
+    probs = rows({BA: .6, BB: .3}, {IA: .6, IB: .3}, {O: .9}, {BA: .7}, {IA: .7})
+    cands = [(0, 2), (3, 5)]
+    assert [lab for _, _, lab, _ in anchor_spans([], probs, np.ones(5, bool), TAGS, cands)] == ["A", "A"]
+    # A refused on the first candidate: B has the mass left (.3 < .5), so it is no span ...
+    out = anchor_spans([], probs, np.ones(5, bool), TAGS, cands, refused=[frozenset({"A"}), frozenset()])
+    assert [(s, e, lab) for s, e, lab, _ in out] == [(3, 5, "A")]
+    # ... unless a lower threshold admits B's mass; then it is B, scored by B's mass
+    out = anchor_spans([], probs, np.ones(5, bool), TAGS, cands, threshold=0.25,
+                       refused=[frozenset({"A"}), frozenset()])
+    assert [(s, e, lab) for s, e, lab, _ in out] == [(0, 2, "B"), (3, 5, "A")]
+    assert out[0][3] == pytest.approx(min(r[BB] + r[IB] for r in probs[:2]))

@@ -51,3 +51,10 @@ def test_label_colours_are_readable_and_distinct():
     assert not pale, f"colours too pale for white text (contrast < 4.5): {pale}"
     assert len(set(colours.values())) == len(colours)
     assert _contrast_with_white("#fffac8") < 4.5  # the check sees a pale colour
+
+
+def test_a_unit_refuses_the_labels_not_counted_in_it():
+    labels = default_labels()
+    assert "RESPONSE_RATE" in labels.refusing("元") and "FEES" not in labels.refusing("元")
+    assert "RESPONSE_RATE" not in labels.refusing("%")
+    assert "DOCUMENTS_ISSUED" in labels.refusing("人次") and "VISITORS_RECEIVED" not in labels.refusing("人次")

@@ -95,3 +95,14 @@ def test_a_lone_yi_is_a_count_only_where_its_classifier_ends_the_clause():
                        ("行政诉讼一起。", ["一起"]), ("接听一万余次。", ["一万余次"]),
                        ("构筑了一个良好的工作格局。", []), ("一次性告知。", []), ("一批重点项目", [])]:
         assert [text[s:e] for s, e in find_quantities(text)] == want, text
+
+
+def test_each_view_quantity_has_its_unit_as_the_contract_writes_it():
+    from govfacts.quantity import unit_key, view_quantities, view_quantity_units
+    from govfacts.textview import build_view
+
+    view = build_view("实现旅游收入约63亿元，累计阅读量263万次，回复率100%，收到申请两件。")
+    spans = [view.text[s:e] for s, e in view_quantities(view)]
+    assert spans == ["约63亿元", "263万次", "100%", "2件"]
+    assert view_quantity_units(view) == ["元", "次", "%", "件"]
+    assert unit_key("万份") == "份" and unit_key("万") == "万"

@@ -130,3 +130,26 @@ def test_regular_expression_cues_are_not_offered_as_words():
     assert all(not w.startswith("re:") for ws in words.values() for w in ws)
     media = [c for c in load_rules()[0] if c.label == "MEDIA_COVERAGE" and "媒体" in c.rx.pattern]
     assert media and not media[0].rx.search("新媒体") and media[0].rx.search("省级以上媒体")
+
+
+OUT_OF_SCOPE = [  # real sentences of training negatives (annotations/tasks/negatives.json): no claim
+    "开展中心组学习12次，交流研讨9次。",
+    "成立宣传贯彻党的二十大精神宣讲团，局领导带头深入基层，上党课20次；",
+    "全年接待旅游人数约700万人次，同比增长2.3%。",
+    "丰富群众文化体验，举办各类文化活动261场次。",
+    "组织开展宣传活动、安全培训、应急演练等41场次，广泛开展森林防火宣传教育。",
+    "针对景区景点周边占道摆摊问题，开展集中整治200多次。",
+    "严格行政执法人员资格管理，全局持证执法人员达188名；",
+    "发放社区居家养老服务卡约3300张。",
+]
+
+
+@pytest.mark.parametrize("text", OUT_OF_SCOPE)
+def test_quantities_of_other_domains_are_vetoed(rules, text):
+    assert _found(rules, text) == set()
+
+
+def test_the_domain_vetoes_leave_disclosure_claims_beside_them(rules):
+    assert _found(rules, "开展政务公开宣传活动5场，发放宣传资料2000余份。") == {
+        ("PUBLICITY_EVENTS", "5场"), ("MATERIALS_DISTRIBUTED", "2000余份")}
+    assert _found(rules, "共发布了25期安全生产信息简报。") == {("POSTS_PUBLISHED", "25期")}
