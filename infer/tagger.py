@@ -36,6 +36,10 @@ from govfacts.records import Span
 from govfacts.textview import TextView, build_view
 
 DEFAULT_STRIDE = 64
+# Texts at least this long are likely to hold a zero claim that is not one of the rules' phrases, whose
+# snapping needs jieba (3 of the 17 sample reports do, about 3.5k characters each): its dictionary (about
+# a second) is then loaded in the background while encoding; shorter reads load it only if they need it.
+PREFETCH_WORDS_CHARS = 20_000
 
 
 @dataclass
@@ -192,8 +196,8 @@ class Tagger:
 
     def spans_many(self, texts: Sequence[str]) -> list[list[Span]]:
         """Spans of several texts; windows of all texts are batched together, and so is decoding."""
-        if self.options.anchor:
-            prefetch_words()  # decoding snaps zero-claim spans to jieba words: load them while encoding
+        if self.options.anchor and sum(map(len, texts)) >= PREFETCH_WORDS_CHARS:
+            prefetch_words()  # decoding may snap a zero-claim span to jieba words: load them while encoding
         views = [build_view(t) for t in texts]
         return self.decode_views(views, self.view_probs(views))
 
@@ -214,9 +218,8 @@ class Tagger:
         opts = self.options
         if opts.anchor:
             candidates = view_quantities(view)
-            found = snap_free_spans(view.text, found, candidates)
-            if self.rules is not None:
-                found = snap_to_phrases(found, zero_claim_phrases(view, self.rules))
+            phrases = zero_claim_phrases(view, self.rules) if self.rules is not None else []
+            found = snap_to_phrases(snap_free_spans(view.text, found, candidates, phrases), phrases)
             hinted = rule_view_spans(view, self.rules) if self.rules is not None and opts.hint_threshold is not None else []
             refused = [self._contract.refusing(u) for u in view_quantity_units(view)] if opts.units else []
             found = anchor_spans(found, probs, covered, self.tags, candidates, text=view.text, hinted=hinted,

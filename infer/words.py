@@ -57,11 +57,13 @@ def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
     return s, e
 
 
-def snap_free_spans(text: str, found, candidates) -> list:
+def snap_free_spans(text: str, found, candidates, phrases=()) -> list:
     """Spans (start, end, label, score) that overlap no quantity candidate are snapped to words;
-    fragments that then overlap are merged (label and score of the most confident one)."""
+    fragments that then overlap are merged (label and score of the most confident one). A span that
+    overlaps one of `phrases` (the rules' zero-claim phrases, whose bounds `hints.snap_to_phrases` gives
+    it next) is left as it is: most zero claims are such, so most documents never need jieba."""
     in_cand = [False] * (len(text) + 1)
-    for s, e in candidates:
+    for s, e in list(candidates) + list(phrases):
         in_cand[s:e] = [True] * (e - s)
     out = []
     for s, e, lab, score in sorted(found):

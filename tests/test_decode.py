@@ -267,3 +267,21 @@ def test_a_label_the_unit_refuses_counts_as_outside():
                        refused=[frozenset({"A"}), frozenset()])
     assert [(s, e, lab) for s, e, lab, _ in out] == [(0, 2, "B"), (3, 5, "A")]
     assert out[0][3] == pytest.approx(min(r[BB] + r[IB] for r in probs[:2]))
+
+
+def test_a_span_on_a_rules_phrase_is_not_snapped_to_words(monkeypatch):
+    import govfacts.infer.words as words
+
+    t = "全年未收到政府信息公开申请，也无不予公开政府信息情况。"
+    phrase = (t.index("政府信息公开申请"), t.index("政府信息公开申请") + 8)
+    fragment = (phrase[0] + 2, phrase[1] - 1, "APPLICATIONS_RECEIVED", .6)  # `信息公开申`
+    free = (t.index("予公开"), t.index("予公开") + 3, "APPLICATIONS_ANSWERED", .7)
+    snapped = words.snap_free_spans(t, [fragment, free], [], [phrase])
+    assert snapped[0] == fragment  # left for snap_to_phrases, which gives it the phrase's bounds
+    assert t[snapped[1][0]:snapped[1][1]] in ("不予公开", "不予公开政府信息")  # widened to jieba words
+
+    def no_jieba(*_):
+        raise AssertionError("jieba needed for a span on a phrase")
+
+    monkeypatch.setattr(words, "snap_to_words", no_jieba)
+    assert words.snap_free_spans(t, [fragment], [], [phrase]) == [fragment]
