@@ -285,3 +285,17 @@ def test_a_span_on_a_rules_phrase_is_not_snapped_to_words(monkeypatch):
 
     monkeypatch.setattr(words, "snap_to_words", no_jieba)
     assert words.snap_free_spans(t, [fragment], [], [phrase]) == [fragment]
+
+
+def test_a_short_read_whose_zero_claims_are_rules_phrases_never_loads_jieba(samples):
+    """Start-up: jieba's dictionary (about a second) is loaded only when a zero-claim span lies off the rules'
+    phrases, and prefetched only for long reads; one short report needs neither (fresh process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom govfacts.infer.api import Extractor\n"
+            "facts = Extractor.from_pretrained().extract(open(sys.argv[1], encoding='utf-8').read())\n"
+            "print(len(facts), 'jieba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(samples / "hrss-zhengzhou-2017.txt")],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) > 0 and out[1] == "False"
