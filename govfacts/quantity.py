@@ -62,9 +62,8 @@ def unit_key(unit: str) -> str:
 
 
 def view_quantity_units(view) -> list[str]:
-    """`unit_key` of each of `view_quantities(view)`, in the same order (memoised on the view)."""
-    if "quantity_units" not in view.memo:
-        view.memo["quantity_units"] = [unit_key(m.group("unit")) for m in QUANTITY_RX.finditer(view.text)]
+    """`unit_key` of each of `view_quantities(view)`, in the same order."""
+    view_quantities(view)
     return view.memo["quantity_units"]
 
 
@@ -85,9 +84,12 @@ def arabic_numerals(text: str) -> list[tuple[int, int, str]]:
 
 
 def view_quantities(view) -> list[tuple[int, int]]:
-    """`find_quantities` of a TextView's text, computed once per view (hints and decoding share it)."""
+    """`find_quantities` of a TextView's text, computed once per view (hints and decoding share it); the
+    units of the same matches are kept for `view_quantity_units`."""
     if "quantities" not in view.memo:
-        view.memo["quantities"] = find_quantities(view.text)
+        found = list(QUANTITY_RX.finditer(view.text))
+        view.memo["quantities"] = [m.span() for m in found]
+        view.memo["quantity_units"] = [unit_key(m.group("unit")) for m in found]
     return view.memo["quantities"]
 
 
