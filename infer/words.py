@@ -30,9 +30,9 @@ def _jieba():
 
 def prefetch() -> None:
     """Load jieba's dictionary (about a second) in a background thread: a tagger starts it when it begins
-    to read, so the load overlaps reading and encoding (ONNX Runtime and torch release the GIL) instead
-    of holding up the first document that has a zero claim. (Not at load: a process that only loads a
-    tagger, such as the parent of worker processes, never pays for it.)"""
+    a long read (`tagger.PREFETCH_WORDS_CHARS`), so the load overlaps reading and encoding (ONNX Runtime
+    and torch release the GIL) instead of holding up the first zero claim off the rules' phrases. (Not at
+    load: a process that only loads a tagger, such as the parent of worker processes, never pays for it.)"""
     with _lock:
         if _loaded or _prefetching:
             return
