@@ -66,6 +66,8 @@ def make_retrainer(settings: StudioSettings, model: Optional[str] = None, model_
         for line in report_lines(res):
             log("  " + line)
         before = read_record(ann, RETRAIN)
+        if stop.is_set():  # stopped while pulling: no child to start
+            raise RetrainInterrupted("the backend was stopped before the retrain started; the model is unchanged")
         proc = subprocess.Popen(retrain_command(ann, target, settings, config, sets or [], runs_dir),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         tail: list[str] = []
