@@ -426,7 +426,10 @@ def test_label_studio_uses_the_ml_backend(studio, work, tiny_base):
     proc = subprocess.Popen([sys.executable, "-m", "govfacts.cli", "studio", "serve", "--port", str(port),
                              "--model", str(model_dir), "--title", TITLE, "--annotations", str(work["ann"]),
                              "--studio-config", str(config), "--set", f"base_model={tiny_base}", *TINY],
-                            env={**os.environ, **studio["env"]}, stdout=log, stderr=subprocess.STDOUT)
+                            env={**os.environ, **studio["env"]}, stdout=log, stderr=subprocess.STDOUT,
+                            # Ctrl-C reaches it as in a terminal even when the suite runs as a background job
+                            # (a non-interactive shell starts those with SIGINT ignored, and children inherit that)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for _ in range(120):
             try:
@@ -502,11 +505,11 @@ def test_label_studio_uses_the_ml_backend(studio, work, tiny_base):
         _health_when(backend_url, lambda h: h["training"], 30)
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
-        # the retrain child gets up to 30 s to end after SIGTERM, then SIGKILL; the pull before it cannot be cut short
+        # the retrain child gets up to 30 s to end after SIGTERM, then SIGKILL
         try:
-            assert proc.wait(120) == 0
+            assert proc.wait(60) == 0
         except subprocess.TimeoutExpired:
-            raise AssertionError("the backend did not stop within 120 s of Ctrl-C:\n" + log_file.read_text()[-4000:])
+            raise AssertionError("the backend did not stop within 60 s of Ctrl-C:\n" + log_file.read_text()[-4000:])
         text = log_file.read_text()
         assert "stopped; retrain job" in text and "was interrupted" in text, text[-2000:]
         assert "terminate called" not in text and "Traceback" not in text
