@@ -64,10 +64,34 @@ def _wan(claim: str) -> Optional[str]:
     return claim[:m.start()] + mixed + claim[m.end():]
 
 
+# Approximators the label contract keeps inside a span (../shared/spec/labels.md): before the number,
+# attached to it (after a multiplier), or after the unit.
+HEDGES_BEFORE = ("约", "近", "逾", "超过", "将近", "大约")
+HEDGES_ATTACHED = ("余", "多")
+HEDGES_AFTER = ("左右",)
+_HEDGE_WORDS = ("约", "近", "余", "多", "左右", "超", "逾")
+
+
+def hedge_forms(claim: str) -> list[str]:
+    """Every hedged form of an unhedged claim that starts with its number (`32条` → `约32条`, `近32条`, …,
+    `32余条`, `32多条`, `32条左右`); none for a claim already hedged or not led by digits. The robustness
+    suite's `hedge` rewrite is the first (`约`); fine-tuning draws among all (`hedges` in configs/finetune.yaml)."""
+    m = _NUMBER.match(claim)
+    if not m or any(w in claim for w in _HEDGE_WORDS):
+        return []
+    out = [w + claim for w in HEDGES_BEFORE]
+    end = m.end() + (claim[m.end():m.end() + 1] in ("万", "千", "亿"))
+    unit = claim[end:]
+    if unit and not unit.startswith("%"):
+        if end > m.end() or ("." not in m.group() and int(m.group()) >= 10):  # `30余条`, `2.2万余次`; not `3余名`
+            out += [claim[:end] + w + unit for w in HEDGES_ATTACHED]
+        out += [claim + w for w in HEDGES_AFTER]
+    return out
+
+
 def _hedge(claim: str) -> Optional[str]:
-    if not _NUMBER.match(claim) or any(w in claim for w in ("约", "近", "余", "多", "左右", "超过", "逾")):
-        return None
-    return "约" + claim
+    forms = hedge_forms(claim)
+    return forms[0] if forms else None
 
 
 def _pdf_spacing(claim: str) -> Optional[str]:

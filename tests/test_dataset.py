@@ -183,6 +183,34 @@ def test_rewrite_window_keeps_every_claim_value_and_label():
     assert {"约", "一"} & seen  # hedges and Chinese numerals both drawn
 
 
+def test_hedged_copies_keep_value_and_label_and_span_the_hedge():
+    import random
+
+    from govfacts.numforms import hedge_forms
+    from govfacts.quantity import parse_quantity
+    from govfacts.train.dataset import rewrite_window
+
+    assert hedge_forms("32条") == ["约32条", "近32条", "逾32条", "超过32条", "将近32条", "大约32条", "32余条",
+                                  "32多条", "32条左右"]
+    assert "3余名" not in hedge_forms("3名") and "2.2万余次" in hedge_forms("2.2万次")
+    assert hedge_forms("约32条") == [] and hedge_forms("一百条") == []
+    doc = corpus_docs()["hr-dongguan-2015"]
+    view, tags = doc_view_tags(doc)
+    rng = random.Random(5)
+    hedged = 0
+    for _ in range(10):
+        text, new_tags = rewrite_window(view.text, tags, rng, forms=hedge_forms)
+        old, new = view_spans(tags), view_spans(new_tags)
+        assert [lab for _, _, lab in old] == [lab for _, _, lab in new] and len(new_tags) == len(text)
+        for (a, b, _), (c, d, _) in zip(old, new):
+            q0, q1 = parse_quantity(view.text[a:b]), parse_quantity(text[c:d])
+            assert (q0 is None) == (q1 is None) and (q0 is None or q0.value == q1.value)
+            if text[c:d] != view.text[a:b]:
+                hedged += 1
+                assert q1.qualifier != "exact"  # the hedge is inside the span, as the label contract has it
+    assert hedged >= 10
+
+
 def test_number_form_copies_are_labelled_like_their_window(char_tok):
     from govfacts.infer.rules import RuleExtractor
     from govfacts.train.dataset import HintSpec

@@ -14,14 +14,14 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from govfacts.annotations import AnnotatedDoc
 from govfacts.infer.hints import corrupt_hints, hint_type_ids, hint_vocab, quantity_hints, rule_hint_tags
 from govfacts.infer.rules import cue_words
 from govfacts.infer.windows import encode_window, read_encoded_windows
 from govfacts.labels import LabelSet, default_labels
-from govfacts.numforms import REWRITES
+from govfacts.numforms import REWRITES, hedge_forms
 from govfacts.quantity import NUMERAL_RX, find_quantities, view_quantities
 from govfacts.tags import spans_to_view_tags, view_spans
 from govfacts.textview import TextView, build_view
@@ -86,18 +86,23 @@ class HintSpec:
 TRAIN_FORMS = ("chinese_numerals", "thousands_separator", "wan_unit", "hedge")
 
 
-def rewrite_window(text: str, tags: Sequence[Optional[str]], rng, share: float = 0.8
-                   ) -> Optional[tuple[str, list[Optional[str]]]]:
-    """`text` with its claims written in other number forms (`govfacts.numforms`; each claim, with
-    probability `share`, in a form drawn among those that apply to it) and the tags moved with them;
-    None when no claim changed. The value of every claim stays the same."""
-    forms = [r for r in REWRITES if r.name in TRAIN_FORMS]
+def train_forms(claim: str) -> list[str]:
+    """The claim in each of the `TRAIN_FORMS` that applies to it."""
+    return [x for x in (r.fn(claim) for r in REWRITES if r.name in TRAIN_FORMS) if x]
+
+
+def rewrite_window(text: str, tags: Sequence[Optional[str]], rng, share: float = 0.8,
+                   forms: Callable[[str], list[str]] = train_forms) -> Optional[tuple[str, list[Optional[str]]]]:
+    """`text` with its claims written in other forms (`forms` of a claim: by default the number forms of
+    `govfacts.numforms`, or its hedged forms; each claim, with probability `share`, in a form drawn among
+    those that apply to it) and the tags moved with them; None when no claim changed. The value of every
+    claim stays the same."""
     parts: list[str] = []
     new_tags: list[Optional[str]] = []
     last, changed = 0, False
     for a, b, label in view_spans(tags):
         claim = text[a:b]
-        options = [x for x in (r.fn(claim) for r in forms) if x]
+        options = forms(claim)
         new = rng.choice(options) if options and rng.random() < share else None
         parts.append(text[last:a])
         new_tags += list(tags[last:a])
@@ -197,10 +202,11 @@ def text_hint_tags(text: str, rules) -> list[str]:
 def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len: int = 256,
                  stride: int = 64, augment: int = 0, rng=None, skip_plain: bool = False,
                  hints: Optional[HintSpec] = None, number_forms: int = 0, mention_swaps: int = 0,
-                 bank: Optional[dict[str, list[str]]] = None) -> list[dict]:
+                 bank: Optional[dict[str, list[str]]] = None, hedges: int = 0) -> list[dict]:
     """Training examples (one per window) of one annotated document, plus `augment` copies with
     perturbed claim values of every window that holds a span, `number_forms` copies with its claims
-    written in other number forms (`rewrite_window`) and `mention_swaps` copies with their metric
+    written in other number forms (`rewrite_window`), `hedges` copies with its claims hedged (`约32条`,
+    `32余条`, `32条左右`: `govfacts.numforms.hedge_forms`) and `mention_swaps` copies with their metric
     phrases swapped for others of the same label (`swap_mentions` over `bank`). With `skip_plain`, windows are cut from the claim
     segments only, as the tagger reads them then (govfacts.claims). With `hints`, every example also
     gets token_type_ids from the rules' spans, corrupted anew for each copy; a rewritten copy gets the
@@ -233,6 +239,7 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
                 row["token_type_ids"] = hint_type_ids(enc["offsets"], win_hints, vocab)
             out.append(row)
         rewrites = [lambda: rewrite_window(texts[0], win_tags, rng)] * number_forms
+        rewrites += [lambda: rewrite_window(texts[0], win_tags, rng, forms=hedge_forms)] * hedges
         rewrites += [lambda: swap_mentions(texts[0], win_tags, bank or {}, rng)] * mention_swaps
         for k, rewrite in enumerate(rewrites if has_claim else []):
             rewritten = rewrite()
@@ -256,7 +263,8 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
 
 def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | None = None, max_len: int = 256,
                   stride: int = 64, augment: int = 0, seed: int = 0, skip_plain: bool = False,
-                  hints: Optional[HintSpec] = None, number_forms: int = 0, mention_swaps: int = 0):
+                  hints: Optional[HintSpec] = None, number_forms: int = 0, mention_swaps: int = 0,
+                  hedges: int = 0):
     """A `datasets.Dataset` of windows (input_ids, attention_mask, labels, doc_id, start, end, copy,
     and token_type_ids with `hints`); copy > 0 marks an augmented window (see `perturb_numbers`).
     Mention swaps draw from the metric phrases of `docs` themselves and the rules' cue words
@@ -268,7 +276,8 @@ def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | No
     rng = random.Random(seed)
     bank = mention_bank(docs, cue_words()) if mention_swaps else None
     rows = [ex for doc in docs for ex in doc_examples(doc, tokenizer, label2id, max_len, stride, augment, rng,
-                                                      skip_plain, hints, number_forms, mention_swaps, bank)]
+                                                      skip_plain, hints, number_forms, mention_swaps, bank,
+                                                      hedges)]
     cols = ["input_ids", "attention_mask", "labels", "doc_id", "start", "end", "copy"]
     if hints:
         cols.append("token_type_ids")

@@ -63,6 +63,7 @@ class FinetuneSettings:
     progress: bool
     augment: int
     number_forms: int
+    hedges: int
     mention_swaps: int
     o_weight: float
     rare_label_min: int
@@ -241,6 +242,7 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
 
     data = build_dataset(train_docs, tokenizer, labels, max_len, stride, augment=int(cfg.augment),
                          number_forms=int(cfg.number_forms), mention_swaps=int(cfg.mention_swaps),
+                         hedges=int(cfg.hedges),
                          seed=int(cfg.seed), skip_plain=bool(cfg.skip_plain), hints=hints)
     if len(data) == 0:
         raise ValueError("the train split yields no training windows")
