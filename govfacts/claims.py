@@ -7,6 +7,7 @@ tagger need not read it (`Tagger(skip_plain=True)`): on real reports about half 
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 from govfacts.quantity import QUANTITY_RX
 
@@ -47,4 +48,24 @@ def claim_segments(text: str) -> list[tuple[int, int]]:
             else:
                 out.append((pos, end))
         pos = end
+    return out
+
+
+def focus_segments(text: str, quantities: Sequence[tuple[int, int]], before: int, after: int,
+                   cue_after: int) -> list[tuple[int, int]]:
+    """[start, end) ranges of the claim segments around where a fact can be: `before` characters before
+    and `after` after each quantity candidate, `before` before and `cue_after` after each negation cue
+    (a zero claim follows its cue), clipped to the claim segment and merged where they touch. The tagger
+    reads only these (`focus` in configs/finetune.yaml); a span is anchored on one of them anyway."""
+    starts = sorted(quantities)
+    out: list[tuple[int, int]] = []
+    for a, b in claim_segments(text):
+        anchors = [(s - before, e + after) for s, e in starts if s < b and e > a]
+        anchors += [(m.start() - before, m.end() + cue_after) for m in NEGATION.finditer(text, a, b)]
+        for s, e in sorted(anchors):
+            s, e = max(a, s), min(b, e)
+            if out and s <= out[-1][1] and out[-1][0] >= a:
+                out[-1] = (out[-1][0], max(out[-1][1], e))
+            else:
+                out.append((s, e))
     return out

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from govfacts.claims import NEGATION
+from govfacts.claims import NEGATION, focus_segments
 from govfacts.infer.checkpoint import (FileTokenizer, ModelConfig, checkpoint_key, is_local_checkpoint,
                                        load_hf_tokenizer, load_torch_model, weights_hash)
 from govfacts.infer.decode import anchor_spans, continuation_matrix, platt_scale, spans_from_tags, viterbi_split
@@ -60,6 +60,7 @@ class TaggerOptions:
     skip_plain: bool = False  # read only sentences that may hold a claim (govfacts.claims)
     hint_threshold: Optional[float] = None  # entity mass a rule-labelled candidate needs (None: as any; dev-fitted)
     units: bool = True  # a numeric claim takes only labels the contract counts in its unit (decode.anchor_spans)
+    focus: Optional[tuple[int, int, int]] = None  # read only around candidates (govfacts.claims.focus_segments)
 
     @classmethod
     def from_config(cls, cfg, default_max_len: int, **overrides) -> "TaggerOptions":
@@ -71,6 +72,7 @@ class TaggerOptions:
                    temperature=float(get("temperature", 1.0) or 1.0), anchor=bool(get("anchor", False)),
                    min_score=float(get("min_score", 0.0)), platt=tuple(get("platt", ())) or None,
                    skip_plain=bool(get("skip_plain", False)), units=bool(get("units", True)),
+                   focus=tuple(int(x) for x in get("focus", ())) or None,
                    hint_threshold=None if get("hint_threshold", None) is None else float(get("hint_threshold", 0.5)))
         return dataclasses.replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -281,8 +283,9 @@ class Tagger:
             hints = rule_hint_tags(view, self.rules) if self.rules is not None else None
             if quantities:
                 hints = quantity_hints(hints, view_quantities(view), self.rules.vetoed(view) if vetoes else [])
+            segments = focus_segments(view.text, view_quantities(view), *opts.focus) if opts.focus else None
             for s, e, enc in read_encoded_windows(view.text, self.tokenizer, opts.max_len, opts.stride,
-                                                  opts.skip_plain, self._may_yield(view)):
+                                                  opts.skip_plain, self._may_yield(view), segments):
                 if hints is not None:
                     enc["token_type_ids"] = hint_type_ids(enc["offsets"], hints[s:e], tag_ids)
                 items.append((vi, s, e, enc))

@@ -7,7 +7,7 @@ Token alignment goes through the tokenizer's offset_mapping, so any fast Hugging
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from govfacts.claims import WINDOW_ENDS, claim_segments
 
@@ -48,16 +48,19 @@ def make_windows(text: str, max_chars: int, stride: int, ends: str = WINDOW_ENDS
 
 
 def read_encoded_windows(text: str, tokenizer, max_len: int, stride: int, skip_plain: bool = False,
-                         keep_segment: Optional[Callable[[int, int], bool]] = None):
+                         keep_segment: Optional[Callable[[int, int], bool]] = None,
+                         segments: Optional[Sequence[tuple[int, int]]] = None):
     """The windows the tagger reads, with their `encode_window` encodings: yields (start, end, encoding).
 
     The windows are `make_windows` (re-split by `_fit` where a tokenizer needs more tokens than max_len) over the whole text, or with `skip_plain` over each claim segment
     (govfacts.claims) alone; training and inference cut windows the same way. `keep_segment(start, end)`
     (with `skip_plain`) passes over claim segments it rejects whole, so the windows of the others are the
-    same as without it. A window that fits is
+    same as without it. `segments` (`govfacts.claims.focus_segments`) replaces the claim segments: the
+    windows are cut from these ranges only. A window that fits is
     tokenised once, not once to check it fits and once to encode: the encoding with room for one token
     more than max_len is the untruncated one exactly when it fits."""
-    segments = claim_segments(text) if skip_plain else [(0, len(text))]
+    if segments is None:
+        segments = claim_segments(text) if skip_plain else [(0, len(text))]
     for a, b in segments:
         if keep_segment is not None and skip_plain and not keep_segment(a, b):
             continue

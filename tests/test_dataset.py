@@ -273,3 +273,19 @@ def test_mention_swap_copies_are_labelled_like_their_window(char_tok):
     b_ids = {LABELS.label2id[f"B-{n}"] for n in LABELS.names}
     for r in extra:
         assert any(x in b_ids for x in r["labels"]) and len(r["token_type_ids"]) == len(r["input_ids"])
+
+
+def test_focus_windows_lie_around_candidates_and_keep_every_gold_span(char_tok):
+    from govfacts.claims import focus_segments
+    from govfacts.quantity import view_quantities
+
+    for doc_id in ("hr-dongguan-2015", "gov-pingtan-2013"):
+        doc = corpus_docs()[doc_id]
+        view, tags = doc_view_tags(doc)
+        ranges = focus_segments(view.text, view_quantities(view), 64, 24, 40)
+        every = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, skip_plain=True)
+        rows = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, skip_plain=True, focus=(64, 24, 40))
+        assert sum(len(r["input_ids"]) for r in rows) < sum(len(r["input_ids"]) for r in every)
+        assert all(any(a <= r["start"] and r["end"] <= b for a, b in ranges) for r in rows)
+        for a, b, _ in view_spans(tags):
+            assert any(r["start"] <= a and b <= r["end"] for r in rows), (doc_id, view.text[a:b])

@@ -1,4 +1,6 @@
 """Windows cut on sentence ends and encoded once, as training and inference read them (infer/windows.py)."""
+import dataclasses
+
 import pytest
 
 from govfacts.claims import WINDOW_ENDS as SENT_ENDS
@@ -98,3 +100,22 @@ def _segment_of(text: str, pos: int) -> tuple[int, int]:
     from govfacts.claims import claim_segments
 
     return next((a, b) for a, b in claim_segments(text) if a <= pos < b)
+
+
+def test_focus_reads_only_around_candidates(samples):
+    """`focus` (configs/finetune.yaml, recorded as govfacts_focus) cuts windows from the ranges around
+    quantity candidates and negation cues only: fewer tokens, every window inside one range."""
+    from govfacts.claims import focus_segments
+    from govfacts.infer.loader import InferSettings, load, taggers_in
+    from govfacts.quantity import view_quantities
+
+    tagger = taggers_in(load(None, InferSettings.load()))[0]
+    views = [build_view(f.read_text(encoding="utf-8")) for f in sorted(samples.glob("*.txt"))[:3]]
+    full = sum(int(mask.sum()) for _, _, mask, _ in tagger.window_batches(views))
+    tagger.options = dataclasses.replace(tagger.options, focus=(64, 24, 40))
+    batches = list(tagger.window_batches(views))
+    assert sum(int(mask.sum()) for _, _, mask, _ in batches) < 0.85 * full
+    for batch, *_ in batches:
+        for vi, s, e, _ in batch:
+            ranges = focus_segments(views[vi].text, view_quantities(views[vi]), 64, 24, 40)
+            assert any(a <= s and e <= b for a, b in ranges)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence
 
 from govfacts.annotations import AnnotatedDoc
+from govfacts.claims import focus_segments
 from govfacts.infer.hints import corrupt_hints, hint_type_ids, hint_vocab, quantity_hints, rule_hint_tags
 from govfacts.infer.rules import cue_words
 from govfacts.infer.windows import encode_window, read_encoded_windows
@@ -202,13 +203,16 @@ def text_hint_tags(text: str, rules) -> list[str]:
 def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len: int = 256,
                  stride: int = 64, augment: int = 0, rng=None, skip_plain: bool = False,
                  hints: Optional[HintSpec] = None, number_forms: int = 0, mention_swaps: int = 0,
-                 bank: Optional[dict[str, list[str]]] = None, hedges: int = 0) -> list[dict]:
+                 bank: Optional[dict[str, list[str]]] = None, hedges: int = 0,
+                 focus: Optional[Sequence[int]] = None) -> list[dict]:
     """Training examples (one per window) of one annotated document, plus `augment` copies with
     perturbed claim values of every window that holds a span, `number_forms` copies with its claims
     written in other number forms (`rewrite_window`), `hedges` copies with its claims hedged (`约32条`,
     `32余条`, `32条左右`: `govfacts.numforms.hedge_forms`) and `mention_swaps` copies with their metric
     phrases swapped for others of the same label (`swap_mentions` over `bank`). With `skip_plain`, windows are cut from the claim
-    segments only, as the tagger reads them then (govfacts.claims). With `hints`, every example also
+    segments only, as the tagger reads them then (govfacts.claims), and with `focus` (before, after, after a
+    cue) only from the ranges around their quantity candidates and negation cues
+    (`govfacts.claims.focus_segments`). With `hints`, every example also
     gets token_type_ids from the rules' spans, corrupted anew for each copy; a rewritten copy gets the
     rules' tags of its own text."""
     rng = rng or random.Random(0)
@@ -219,7 +223,8 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
     vocab = hint_vocab(list(label2id), bool(hints and hints.quantities), bool(hints and hints.vetoes))
     names = sorted({t[2:] for t in label2id if t != "O"})
     out = []
-    for s, e, first in read_encoded_windows(view.text, tokenizer, max_len, stride, skip_plain):
+    segments = focus_segments(view.text, view_quantities(view), *focus) if focus else None
+    for s, e, first in read_encoded_windows(view.text, tokenizer, max_len, stride, skip_plain, segments=segments):
         win_tags = tags[s:e]
         if all(t is None for t in win_tags):
             continue  # a window wholly inside an ignored table teaches nothing
@@ -264,7 +269,7 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
 def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | None = None, max_len: int = 256,
                   stride: int = 64, augment: int = 0, seed: int = 0, skip_plain: bool = False,
                   hints: Optional[HintSpec] = None, number_forms: int = 0, mention_swaps: int = 0,
-                  hedges: int = 0):
+                  hedges: int = 0, focus: Optional[Sequence[int]] = None):
     """A `datasets.Dataset` of windows (input_ids, attention_mask, labels, doc_id, start, end, copy,
     and token_type_ids with `hints`); copy > 0 marks an augmented window (see `perturb_numbers`).
     Mention swaps draw from the metric phrases of `docs` themselves and the rules' cue words
@@ -277,7 +282,7 @@ def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | No
     bank = mention_bank(docs, cue_words()) if mention_swaps else None
     rows = [ex for doc in docs for ex in doc_examples(doc, tokenizer, label2id, max_len, stride, augment, rng,
                                                       skip_plain, hints, number_forms, mention_swaps, bank,
-                                                      hedges)]
+                                                      hedges, focus)]
     cols = ["input_ids", "attention_mask", "labels", "doc_id", "start", "end", "copy"]
     if hints:
         cols.append("token_type_ids")
