@@ -252,6 +252,27 @@ def span_score(chosen: Sequence[float], how: str = "min") -> float:
     return float(min(1.0, max(0.0, v)))
 
 
+_APPROX_LEAD = re.compile(r"将近|大约|超过|近|约|逾|超")
+_APPROX_TAIL = "左右"
+_MORE = "多余"
+
+
+def quantity_core(text: str, start: int, end: int) -> list[int]:
+    """Positions of a quantity candidate's number, multiplier and unit: the label contract spans a claim
+    with its approximators (`约`/`近`/`逾`/`超过`/`将近`/`大约` before, `多`/`余` after the number, `左右` after
+    the unit), but they say nothing about which metric it counts, so the tagger's evidence is read
+    without them: a hedged claim is decided as the same claim written plainly. All positions when the
+    text is not given or nothing else is left."""
+    if not text:
+        return list(range(start, end))
+    lead = _APPROX_LEAD.match(text, start, end)
+    a = lead.end() if lead else start
+    b = end - len(_APPROX_TAIL) if text.endswith(_APPROX_TAIL, a, end) else end
+    core = [i for i in range(a, b)
+            if not (text[i] in _MORE and i > a and (text[i - 1].isdigit() or text[i - 1] in "万亿千"))]
+    return core or list(range(start, end))
+
+
 def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray, covered: np.ndarray,
                  tags: Sequence[str], candidates: Sequence[tuple[int, int]], threshold: float = 0.5,
                  text: str = "", hinted: Sequence[tuple[int, int]] = (), hint_threshold: Optional[float] = None,
@@ -262,7 +283,7 @@ def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray
     expression ends (it splits `22.4万余次` into pieces). Each candidate expression is therefore
     decided as a whole: it is a span when its chars' mean entity probability (1 − p(O)) reaches
     `threshold`, labelled with the label of the highest mean B-/I- mass; its score is that mass's
-    minimum over the chars. Decoded spans that overlap a candidate give way to it; the others
+    minimum over the chars (with `text`, the chars of its `quantity_core`: approximators left out). Decoded spans that overlap a candidate give way to it; the others
     (zero claims such as `没有发生[行政复议]`) are kept where, when `text` is given, a zero claim can
     be (`is_zero_claim_site`). A candidate the rules labelled (`hinted`, view ranges) needs only
     `hint_threshold` (fitted on dev): the rules' vote is evidence the tagger weighs, not a tie-breaker.
@@ -282,7 +303,7 @@ def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray
             mass[j, labels.index(lab)] = 1.0
     out: list[tuple[int, int, str, float]] = []
     for ci, (s, e) in enumerate(candidates):
-        idx = [i for i in range(s, min(e, len(probs))) if cov[i]]
+        idx = [i for i in quantity_core(text, s, e) if i < len(probs) and cov[i]]
         if not idx:
             continue
         p = probs[idx]

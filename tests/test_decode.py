@@ -201,6 +201,22 @@ def test_a_candidate_the_rules_labelled_needs_only_the_hint_threshold():
     assert anchor_spans([], probs, np.ones(5, bool), TAGS, cands, hinted=[(3, 5)]) == []  # no threshold: as any
 
 
+def test_a_hedged_candidate_is_decided_by_its_number_and_unit():
+    from govfacts.infer.decode import quantity_core
+
+    text = "约32条"
+    assert [text[i] for i in quantity_core(text, 0, 4)] == list("32条")
+    assert "".join("22.4万余次左右"[i] for i in quantity_core("22.4万余次左右", 0, 9)) == "22.4万次"
+    assert quantity_core("约", 0, 1) == [0] and quantity_core("", 0, 3) == [0, 1, 2]
+    # the tagger calls the approximator O (it rarely saw one inside a span) and the claim A
+    probs = rows({O: .95}, {BA: .8}, {IA: .8}, {IA: .7})
+    whole = anchor_spans([], probs, np.ones(4, bool), TAGS, [(0, 4)])
+    assert whole[0][3] < .05  # over every char the score is the approximator's (a min_score drops it) ...
+    out = anchor_spans([], probs, np.ones(4, bool), TAGS, [(0, 4)], text=text)
+    assert [(s, e, lab) for s, e, lab, _ in out] == [(0, 4, "A")]  # ... over its core, the claim's; the span keeps 约
+    assert out[0][3] == pytest.approx(min(r[BA] + r[IA] for r in probs[1:]))
+
+
 def test_anchor_uses_only_covered_chars():
     probs = rows({BA: .8}, {O: .99}, {IA: .8})
     out = anchor_spans([], probs, np.array([True, False, True]), TAGS, [(0, 3)])
