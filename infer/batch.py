@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,6 +187,10 @@ def _worker_unit(tid: int, paths: list[str], have: dict, long_chars: int) -> int
     return sent
 
 
+# After a worker died, a finished unit's records still missing this long are taken as lost with the pool.
+LOST_RECORDS_SECONDS = 2.0
+
+
 def _in_workers(units: list[list[Path]], workers: int, setup: Callable, fns: tuple, parts: dict, emit: Emit,
                 done: dict, long_chars: int) -> None:
     """Units in `workers` processes (each with its own extractor from `setup()`), up to 2 each in flight.
@@ -218,21 +223,30 @@ def _in_workers(units: list[list[Path]], workers: int, setup: Callable, fns: tup
                     here.append(unit)
 
         submit()
+        broken_at: Optional[float] = None  # when a worker was first seen dead
         while pending:
             try:
                 tid, recs = q.get(timeout=0.1)
                 got[tid] = got.get(tid, 0) + 1
                 emit(recs)
+                continue
             except queue_mod.Empty:
                 pass
             for tid, (unit, fut) in list(pending.items()):
                 if not fut.done():
                     continue
                 if fut.exception() is not None:  # a crashed worker (killed, out of memory): finish it here
+                    broken_at = broken_at or time.monotonic()
                     rest = [p for p in unit if str(p) not in done]
                     process_unit(rest, fns, parts, emit, long_chars)
-                elif got.get(tid, 0) < fut.result():
+                elif got.get(tid, 0) < fut.result() and (
+                        broken_at is None or time.monotonic() - broken_at < LOST_RECORDS_SECONDS):
                     continue  # its last records are still on their way
+                elif got.get(tid, 0) < fut.result():
+                    # A dead worker breaks the pool, which stops the others: records a finished unit had
+                    # queued but not yet sent are lost with them (or wait on the queue's lock a dying
+                    # worker held). Its documents not yet journalled are extracted here.
+                    process_unit([p for p in unit if str(p) not in done], fns, parts, emit, long_chars)
                 del pending[tid]
             submit()
     for unit in here:
