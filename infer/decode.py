@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from govfacts.claims import NEGATION, SENT_ENDS
+from govfacts.quantity import QUANTITY_RX
 from govfacts.tags import view_spans
 
 _DIGIT_RX = re.compile(r"[0-9]")
@@ -252,25 +253,19 @@ def span_score(chosen: Sequence[float], how: str = "min") -> float:
     return float(min(1.0, max(0.0, v)))
 
 
-_APPROX_LEAD = re.compile(r"将近|大约|超过|近|约|逾|超")
-_APPROX_TAIL = "左右"
-_MORE = "多余"
-
-
 def quantity_core(text: str, start: int, end: int) -> list[int]:
     """Positions of a quantity candidate's number, multiplier and unit: the label contract spans a claim
     with its approximators (`约`/`近`/`逾`/`超过`/`将近`/`大约` before, `多`/`余` after the number, `左右` after
     the unit), but they say nothing about which metric it counts, so the tagger's evidence is read
-    without them: a hedged claim is decided as the same claim written plainly. All positions when the
-    text is not given or nothing else is left."""
-    if not text:
+    without them: a hedged claim is decided as the same claim written plainly. The approximators are the
+    groups of the quantity grammar that found the candidate (`govfacts.quantity.QUANTITY_RX`); all
+    positions when the text is not given, the grammar does not read the candidate whole, or nothing else
+    is left."""
+    m = QUANTITY_RX.match(text, start, end) if text else None
+    if m is None or m.end() != end:
         return list(range(start, end))
-    lead = _APPROX_LEAD.match(text, start, end)
-    a = lead.end() if lead else start
-    b = end - len(_APPROX_TAIL) if text.endswith(_APPROX_TAIL, a, end) else end
-    core = [i for i in range(a, b)
-            if not (text[i] in _MORE and i > a and (text[i - 1].isdigit() or text[i - 1] in "万亿千"))]
-    return core or list(range(start, end))
+    hedged = {i for g in ("pre", "more1", "more2", "post") if m.group(g) for i in range(*m.span(g))}
+    return [i for i in range(start, end) if i not in hedged] or list(range(start, end))
 
 
 def anchor_spans(found: Sequence[tuple[int, int, str, float]], probs: np.ndarray, covered: np.ndarray,
