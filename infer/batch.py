@@ -237,16 +237,15 @@ def _in_workers(units: list[list[Path]], workers: int, setup: Callable, fns: tup
                     continue
                 if fut.exception() is not None:  # a crashed worker (killed, out of memory): finish it here
                     broken_at = broken_at or time.monotonic()
-                    rest = [p for p in unit if str(p) not in done]
-                    process_unit(rest, fns, parts, emit, long_chars)
-                elif got.get(tid, 0) < fut.result() and (
-                        broken_at is None or time.monotonic() - broken_at < LOST_RECORDS_SECONDS):
+                elif got.get(tid, 0) >= fut.result():  # every record of the unit arrived
+                    del pending[tid]
+                    continue
+                elif broken_at is None or time.monotonic() - broken_at < LOST_RECORDS_SECONDS:
                     continue  # its last records are still on their way
-                elif got.get(tid, 0) < fut.result():
-                    # A dead worker breaks the pool, which stops the others: records a finished unit had
-                    # queued but not yet sent are lost with them (or wait on the queue's lock a dying
-                    # worker held). Its documents not yet journalled are extracted here.
-                    process_unit([p for p in unit if str(p) not in done], fns, parts, emit, long_chars)
+                # (else: a dead worker breaks the pool, which stops the others, and records a finished unit
+                # had queued but not yet sent are lost with them or wait on the queue lock the dying worker
+                # held.) The unit's documents not yet journalled are extracted here.
+                process_unit([p for p in unit if str(p) not in done], fns, parts, emit, long_chars)
                 del pending[tid]
             submit()
     for unit in here:

@@ -115,7 +115,7 @@ def test_focus_reads_only_around_candidates(samples):
     tagger.options = dataclasses.replace(tagger.options, focus=(64, 24, 40))
     batches = list(tagger.window_batches(views))
     assert sum(int(mask.sum()) for _, _, mask, _ in batches) < 0.85 * full
+    ranges = [focus_segments(v.text, view_quantities(v), 64, 24, 40) for v in views]
     for batch, *_ in batches:
         for vi, s, e, _ in batch:
-            ranges = focus_segments(views[vi].text, view_quantities(views[vi]), 64, 24, 40)
-            assert any(a <= s and e <= b for a, b in ranges)
+            assert any(a <= s and e <= b for a, b in ranges[vi])
