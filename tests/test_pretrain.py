@@ -172,6 +172,24 @@ def test_smaller_then_larger_max_steps_continues(tmp_path):
     assert [h["step"] for h in _log(out)["history"]] == [5]
 
 
+def test_continued_pretraining_starts_from_the_given_encoder(full_run, tmp_path):
+    """`init_from` keeps the encoder's weights, vocabulary and config and trains on (another) corpus."""
+    import safetensors.torch as st
+
+    out = tmp_path / "continued"
+    small = {**TINY, "model": {**TINY["model"], "hidden_size": 64}}  # ignored: the init's config wins
+    pretrain(None, {**small, "output_dir": str(out), "init_from": str(full_run), "max_steps": 5,
+                    "corpus": [str(SAMPLES / "hr-dongguan-2015.txt")]})
+    log = _log(out)
+    assert log["step"] == 5 and log["corpus"] == ["hr-dongguan-2015"]
+    assert (out / "tokenizer.json").read_text(encoding="utf-8") == (full_run / "tokenizer.json").read_text(
+        encoding="utf-8")
+    a, b = st.load_file(str(full_run / "model.safetensors")), st.load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+    moved = [k for k in a if (a[k] - b[k]).abs().max() > 0]
+    assert moved and log["history"][0]["loss"] < _log(full_run)["history"][0]["loss"]
+
+
 def test_time_budget_stops_cleanly(tmp_path):
     out = pretrain(None, {**TINY, "output_dir": str(tmp_path / "t"), "max_minutes": 1e-9})
     log = _log(out)
@@ -224,3 +242,21 @@ def test_peoples_daily_corpus_is_plain_text_as_the_manifest_says():
     row = next(line.split("\t") for line in manifest if line.startswith(path.name))
     assert len(text.rstrip("\n")) == int(row[1])
     assert "/v" not in text[:5000] and "江泽民" in text[:2000]
+
+
+def test_government_prose_corpus_is_cited_and_never_an_annual_report():
+    """data/pretrain/pingtan: every file cited with its archive path and length; none is an annual disclosure
+    report (held out) or a page the annotations were drawn from."""
+    folder = ROOT / "data" / "pretrain" / "pingtan"
+    rows = [line.split("\t") for line in (folder / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith(("#", "file\t"))]
+    assert {r[0] for r in rows} == {p.name for p in folder.glob("*.txt")} and len(rows) >= 40
+    annotated = (ROOT / "annotations" / "MANIFEST.tsv").read_text(encoding="utf-8")
+    for name, chars, repo, path, commit, _title in rows:
+        assert len((folder / name).read_text(encoding="utf-8")) == int(chars), name
+        assert repo == "changwu/pingtan-gov-zwgk-archive" and len(commit) == 40
+        assert "zfxxgknb" not in path and path not in annotated, path
+    cfg = load_config(ROOT / "configs" / "pretrain-gov.yaml")
+    assert cfg.init_from == "models/govfacts-base-zh" and not cfg.output_dir.startswith("models/")
+    files, left_out = corpus_files(cfg)
+    assert {f.parent.name for f in files} == {"samples", "unlabeled", "pingtan"} and "hrss-zhengzhou-2017" in left_out

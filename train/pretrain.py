@@ -42,6 +42,7 @@ class PretrainSettings:
     exclude_doc_ids: list
     output_dir: str
     tokenizer_dir: Optional[str]
+    init_from: Optional[str]
     model: dict
     max_len: int
     batch_size: int
@@ -362,8 +363,11 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
     resuming = (ckpt / "state.json").exists()
 
     files, left_out = corpus_files(cfg)
+    init = resolve(cfg.init_from) if cfg.init_from else None
     if resuming:  # the vocabulary must be the checkpoint's, even if the corpus changed since
         tok = load_tokenizer(ckpt / "tokenizer")
+    elif init is not None:  # continued pretraining keeps the encoder's vocabulary
+        tok = load_tokenizer(init)
     else:
         texts = [build_view(f.read_text(encoding="utf-8-sig")).text for f in files]
         tok = build_tokenizer(texts, resolve(cfg.tokenizer_dir or out))
@@ -371,7 +375,8 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
 
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    model = BertForMaskedLM(_model_config(cfg, tok))
+    model = (BertForMaskedLM.from_pretrained(str(init), use_safetensors=True) if init is not None
+             else BertForMaskedLM(_model_config(cfg, tok)))
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
