@@ -245,18 +245,25 @@ def test_peoples_daily_corpus_is_plain_text_as_the_manifest_says():
 
 
 def test_government_prose_corpus_is_cited_and_never_an_annual_report():
-    """data/pretrain/pingtan: every file cited with its archive path and length; none is an annual disclosure
-    report (held out) or a page the annotations were drawn from."""
-    folder = ROOT / "data" / "pretrain" / "pingtan"
-    rows = [line.split("\t") for line in (folder / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
-            if line and not line.startswith(("#", "file\t"))]
-    assert {r[0] for r in rows} == {p.name for p in folder.glob("*.txt")} and len(rows) >= 40
+    """data/pretrain/pingtan*: every file cited with its archive path and length; none is an annual disclosure
+    report (held out), a page the annotations were drawn from, or a page of the other batch."""
     annotated = (ROOT / "annotations" / "MANIFEST.tsv").read_text(encoding="utf-8")
-    for name, chars, repo, path, commit, _title in rows:
-        assert len((folder / name).read_text(encoding="utf-8")) == int(chars), name
-        assert repo == "changwu/pingtan-gov-zwgk-archive" and len(commit) == 40
-        assert "zfxxgknb" not in path and path not in annotated, path
+    paths = []
+    for batch in ("pingtan", "pingtan-2"):
+        folder = ROOT / "data" / "pretrain" / batch
+        rows = [line.split("\t") for line in (folder / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
+                if line and not line.startswith(("#", "file\t"))]
+        assert {r[0] for r in rows} == {p.name for p in folder.glob("*.txt")} and len(rows) >= 40
+        for name, chars, repo, path, commit, _title in rows:
+            assert len((folder / name).read_text(encoding="utf-8")) == int(chars), name
+            assert repo == "changwu/pingtan-gov-zwgk-archive" and len(commit) == 40
+            assert "zfxxgknb" not in path and path not in annotated, path
+            paths.append(path)
+    assert len(paths) == len(set(paths))
     cfg = load_config(ROOT / "configs" / "pretrain-gov.yaml")
     assert cfg.init_from == "models/govfacts-base-zh" and not cfg.output_dir.startswith("models/")
     files, left_out = corpus_files(cfg)
     assert {f.parent.name for f in files} == {"samples", "unlabeled", "pingtan"} and "hrss-zhengzhou-2017" in left_out
+    stage2 = load_config(ROOT / "configs" / "pretrain-gov2.yaml")
+    assert stage2.init_from == cfg.output_dir and {f.parent.name for f in corpus_files(stage2)[0]} == {
+        "samples", "unlabeled", "pingtan", "pingtan-2"}
