@@ -188,6 +188,8 @@ def test_continued_pretraining_starts_from_the_given_encoder(full_run, tmp_path)
     assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
     moved = [k for k in a if (a[k] - b[k]).abs().max() > 0]
     assert moved and log["history"][0]["loss"] < _log(full_run)["history"][0]["loss"]
+    with pytest.raises(ValueError, match="max_position_embeddings"):  # windows longer than the init's positions
+        pretrain(None, {**TINY, "output_dir": str(tmp_path / "long"), "init_from": str(full_run), "max_len": 256})
 
 
 def test_time_budget_stops_cleanly(tmp_path):

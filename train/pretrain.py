@@ -335,10 +335,7 @@ def _plot(history: list[dict], path: Path) -> None:
 def _model_config(cfg: PretrainSettings, tok):
     from transformers import BertConfig
 
-    m = cfg.model
-    if cfg.max_len > m["max_position_embeddings"]:
-        raise ValueError("max_len exceeds max_position_embeddings")
-    return BertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, type_vocab_size=2, **m)
+    return BertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, type_vocab_size=2, **cfg.model)
 
 
 def pretrain(config_path: str | Path | None = None, overrides: dict | None = None, resume: bool = True) -> Path:
@@ -377,6 +374,8 @@ def pretrain(config_path: str | Path | None = None, overrides: dict | None = Non
     rng = random.Random(cfg.seed)
     model = (BertForMaskedLM.from_pretrained(str(init), use_safetensors=True) if init is not None
              else BertForMaskedLM(_model_config(cfg, tok)))
+    if cfg.max_len > model.config.max_position_embeddings:  # the config's model or the one continued from
+        raise ValueError("max_len exceeds max_position_embeddings")
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
