@@ -55,6 +55,11 @@ def find_quantities(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in QUANTITY_RX.finditer(text)]
 
 
+def find_approximators(text: str) -> list[tuple[int, int]]:
+    """[start, end) of the approximator that opens a numeric claim candidate (`约`, `将近`, `超过` …)."""
+    return [m.span("pre") for m in QUANTITY_RX.finditer(text) if m.group("pre")]
+
+
 def unit_key(unit: str) -> str:
     """The classifier of a grammar unit, a multiplier written inside it dropped (`万次` → `次`): the form the
     label contract lists units in."""
@@ -90,7 +95,14 @@ def view_quantities(view) -> list[tuple[int, int]]:
         found = list(QUANTITY_RX.finditer(view.text))
         view.memo["quantities"] = [m.span() for m in found]
         view.memo["quantity_units"] = [unit_key(m.group("unit")) for m in found]
+        view.memo["approximators"] = [m.span("pre") for m in found if m.group("pre")]
     return view.memo["quantities"]
+
+
+def view_approximators(view) -> list[tuple[int, int]]:
+    """`find_approximators` of a TextView's text, from the same matches as `view_quantities(view)`."""
+    view_quantities(view)
+    return view.memo["approximators"]
 
 
 def _clean(text: str) -> str:

@@ -31,7 +31,7 @@ from govfacts.infer.windows import read_encoded_windows
 from govfacts.infer.words import prefetch as prefetch_words
 from govfacts.infer.words import snap_free_spans
 from govfacts.labels import default_labels
-from govfacts.quantity import NUMERAL_RX, view_quantities, view_quantity_units
+from govfacts.quantity import NUMERAL_RX, view_approximators, view_quantities, view_quantity_units
 from govfacts.records import Span
 from govfacts.textview import TextView, build_view
 
@@ -61,6 +61,7 @@ class TaggerOptions:
     hint_threshold: Optional[float] = None  # entity mass a rule-labelled candidate needs (None: as any; dev-fitted)
     units: bool = True  # a numeric claim takes only labels the contract counts in its unit (decode.anchor_spans)
     focus: Optional[tuple[int, int, int]] = None  # read only around candidates (govfacts.claims.focus_segments)
+    unhedged: bool = False  # the encoder does not read a candidate's approximator (windows.skip_tokens)
 
     @classmethod
     def from_config(cls, cfg, default_max_len: int, **overrides) -> "TaggerOptions":
@@ -72,7 +73,7 @@ class TaggerOptions:
                    temperature=float(get("temperature", 1.0) or 1.0), anchor=bool(get("anchor", False)),
                    min_score=float(get("min_score", 0.0)), platt=tuple(get("platt", ())) or None,
                    skip_plain=bool(get("skip_plain", False)), units=bool(get("units", True)),
-                   focus=tuple(int(x) for x in get("focus", ())) or None,
+                   focus=tuple(int(x) for x in get("focus", ())) or None, unhedged=bool(get("unhedged", False)),
                    hint_threshold=None if get("hint_threshold", None) is None else float(get("hint_threshold", 0.5)))
         return dataclasses.replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -284,8 +285,9 @@ class Tagger:
             if quantities:
                 hints = quantity_hints(hints, view_quantities(view), self.rules.vetoed(view) if vetoes else [])
             segments = focus_segments(view.text, view_quantities(view), *opts.focus) if opts.focus else None
+            unread = view_approximators(view) if opts.unhedged else ()
             for s, e, enc in read_encoded_windows(view.text, self.tokenizer, opts.max_len, opts.stride,
-                                                  opts.skip_plain, self._may_yield(view), segments):
+                                                  opts.skip_plain, self._may_yield(view), segments, unread):
                 if hints is not None:
                     enc["token_type_ids"] = hint_type_ids(enc["offsets"], hints[s:e], tag_ids)
                 items.append((vi, s, e, enc))

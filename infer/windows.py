@@ -7,6 +7,7 @@ Token alignment goes through the tokenizer's offset_mapping, so any fast Hugging
 """
 from __future__ import annotations
 
+import bisect
 from typing import Callable, Optional, Sequence
 
 from govfacts.claims import WINDOW_ENDS, claim_segments
@@ -49,7 +50,8 @@ def make_windows(text: str, max_chars: int, stride: int, ends: str = WINDOW_ENDS
 
 def read_encoded_windows(text: str, tokenizer, max_len: int, stride: int, skip_plain: bool = False,
                          keep_segment: Optional[Callable[[int, int], bool]] = None,
-                         segments: Optional[Sequence[tuple[int, int]]] = None):
+                         segments: Optional[Sequence[tuple[int, int]]] = None,
+                         unread: Sequence[tuple[int, int]] = ()):
     """The windows the tagger reads, with their `encode_window` encodings: yields (start, end, encoding).
 
     The windows are `make_windows` (re-split by `_fit` where a tokenizer needs more tokens than max_len) over the whole text, or with `skip_plain` over each claim segment
@@ -58,7 +60,59 @@ def read_encoded_windows(text: str, tokenizer, max_len: int, stride: int, skip_p
     same as without it. `segments` (`govfacts.claims.focus_segments`) replaces the claim segments: the
     windows are cut from these ranges only. A window that fits is
     tokenised once, not once to check it fits and once to encode: the encoding with room for one token
-    more than max_len is the untruncated one exactly when it fits."""
+    more than max_len is the untruncated one exactly when it fits. `unread` (sorted, non-overlapping
+    ranges of `text`, e.g. the approximators of quantity candidates) is passed to `skip_tokens` for every
+    window."""
+    for s, e, enc in _encoded_windows(text, tokenizer, max_len, stride, skip_plain, keep_segment, segments):
+        yield s, e, skip_tokens(enc, _within(unread, s, e)) if unread else enc
+
+
+def _within(ranges: Sequence[tuple[int, int]], s: int, e: int) -> list[tuple[int, int]]:
+    """`ranges` inside [s, e), relative to s."""
+    i = bisect.bisect_left(ranges, (s, s))
+    out = []
+    while i < len(ranges) and ranges[i][0] < e:
+        a, b = ranges[i]
+        if b <= e:
+            out.append((a - s, b - s))
+        i += 1
+    return out
+
+
+def skip_tokens(enc: dict, ranges: Sequence[tuple[int, int]]) -> dict:
+    """The encoding without the tokens of each range of window chars, the token that follows a range
+    stretched back over it: the encoder does not read those chars, and they take that token's tags (the
+    first char its distribution, the rest the continuation), as a token of several chars does.
+
+    Used for the approximator of a quantity candidate (`约12万个`): the label contract spans it, but it
+    says nothing about which metric the number counts, and training windows rarely hold one, so a hedged
+    claim is read as the same claim written plainly. A range whose tokens do not line up with it, or
+    that no token of the window follows, is read as it is."""
+    offsets = enc["offsets"]
+    if not ranges:
+        return enc
+    starts = {off[0]: t for t, off in enumerate(offsets) if off is not None}
+    drop: set[int] = set()
+    stretch: dict[int, int] = {}
+    for a, b in ranges:
+        toks, c = [], a
+        while c < b and c in starts and offsets[starts[c]][1] <= b:
+            toks.append(starts[c])
+            c = offsets[starts[c]][1]
+        nxt = starts.get(b)
+        if c != b or not toks or nxt is None:
+            continue
+        drop.update(toks)
+        stretch[nxt] = a
+    if not drop:
+        return enc
+    keep = [t for t in range(len(offsets)) if t not in drop]
+    out = {k: [v[t] for t in keep] for k, v in enc.items() if k != "offsets" and isinstance(v, list)}
+    out["offsets"] = [offsets[t] if t not in stretch else (stretch[t], offsets[t][1]) for t in keep]
+    return out
+
+
+def _encoded_windows(text, tokenizer, max_len, stride, skip_plain, keep_segment, segments):
     if segments is None:
         segments = claim_segments(text) if skip_plain else [(0, len(text))]
     for a, b in segments:

@@ -289,3 +289,30 @@ def test_focus_windows_lie_around_candidates_and_keep_every_gold_span(char_tok):
         assert all(any(a <= r["start"] and r["end"] <= b for a, b in ranges) for r in rows)
         for a, b, _ in view_spans(tags):
             assert any(r["start"] <= a and b <= r["end"] for r in rows), (doc_id, view.text[a:b])
+
+
+def test_unhedged_training_windows_hold_no_approximator_and_begin_its_claim_on_the_number(char_tok):
+    """`unhedged`: a gold claim that opens with an approximator (`近1100篇`) is learnt from a window without
+    it, its first token (the number, stretched over the approximator) labelled B; every copy alike."""
+    from govfacts.quantity import find_approximators
+
+    for doc_id, claim in (("extra-019", "近1100篇"), ("extra-530", "近50人次")):
+        doc = corpus_docs()[doc_id]
+        view, _ = doc_view_tags(doc)
+        a = view.text.index(claim)
+        plain = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, skip_plain=True)
+        rows = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, augment=2, skip_plain=True, unhedged=True,
+                            rng=__import__("random").Random(0))
+        first = [r for r in rows if r["copy"] == 0]
+        assert sum(map(len, (r["input_ids"] for r in first))) < sum(map(len, (r["input_ids"] for r in plain)))
+        near = char_tok.convert_tokens_to_ids("近")
+        for r in rows:
+            text = view.text[r["start"]:r["end"]]
+            if r["copy"] == 0 and r["start"] <= a < r["end"]:
+                ids = r["input_ids"][1:-1]
+                assert len(ids) == len(text) - len(find_approximators(text))
+                k = 1 + (a - r["start"]) - sum(1 for p, _ in find_approximators(text) if p < a - r["start"])
+                assert r["labels"][k] == LABELS.label2id[next(f"B-{s.label}" for s in doc.spans if s.text == claim)]
+                assert ids[k - 1] != near
+            if r["copy"] > 0 and r["start"] <= a < r["end"]:  # digits replaced, approximator still unread
+                assert len(r["input_ids"]) < len(text) + 2

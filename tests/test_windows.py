@@ -119,3 +119,46 @@ def test_focus_reads_only_around_candidates(samples):
     for batch, *_ in batches:
         for vi, s, e, _ in batch:
             assert any(a <= s and e <= b for a, b in ranges[vi])
+
+
+def test_skip_tokens_drops_an_approximator_and_stretches_the_number_over_it(char_tok, wordpiece_tok):
+    """`skip_tokens`: the approximator's tokens leave the encoding, the next token starts where it
+    started; a range the tokens do not line up with, or that ends the window, is read as it is."""
+    from govfacts.infer.windows import skip_tokens
+    from govfacts.quantity import find_approximators
+
+    text = "接听咨询电话约11万个，将近3000人次。"
+    ranges = find_approximators(text)
+    assert [text[a:b] for a, b in ranges] == ["约", "将近"]
+    enc = encode_window(char_tok, text, 64)
+    got = skip_tokens(enc, ranges)
+    assert len(got["input_ids"]) == len(enc["input_ids"]) - 3
+    assert len(got["attention_mask"]) == len(got["offsets"]) == len(got["input_ids"])
+    starts = [o for o in got["offsets"] if o is not None]
+    assert (6, 8) in starts and (12, 15) in starts  # `约1`, `将近3` read as `1`, `3`
+    ids = {char_tok.convert_tokens_to_ids(c) for c in "约将近"}
+    assert not ids & set(got["input_ids"])
+    assert skip_tokens(enc, [(len(text) - 1, len(text))]) == enc  # nothing follows the last char
+    # WordPiece merges digits (`14`): a range inside a token is left alone
+    wp = encode_window(wordpiece_tok, "受理14宗", 16)
+    assert skip_tokens(wp, [(2, 3)]) == wp
+
+
+def test_unhedged_tagger_reads_hedged_claims_as_plain_ones(samples):
+    """With `unhedged` (configs/finetune.yaml, recorded as govfacts_unhedged) the encoder reads a window
+    with its candidates' approximators taken out, so `约32条` reads as `32条`; the approximator's char
+    takes the number's tag, so the span still holds it."""
+    from govfacts.infer.loader import InferSettings, load, taggers_in
+
+    tagger = taggers_in(load(None, InferSettings.load()))[0]
+    hedged, plain = build_view("重要会议信息约32条,占8.83%;"), build_view("重要会议信息32条,占8.83%;")
+    tagger.options = dataclasses.replace(tagger.options, unhedged=True)
+    (_, ids_h, _, types_h), = tagger.window_batches([hedged])
+    (_, ids_p, _, types_p), = tagger.window_batches([plain])
+    assert ids_h.tolist() == ids_p.tolist() and types_h.tolist() == types_p.tolist()
+    probs_h, _ = tagger.view_probs([hedged])[0]
+    probs_p, _ = tagger.view_probs([plain])[0]
+    assert probs_h[6].tolist() == probs_p[6].tolist()  # `约` takes the distribution `3` has written plainly
+    found_h, found_p = tagger.spans(hedged.raw), tagger.spans(plain.raw)
+    assert found_p and [(s.label, s.text, s.score) for s in found_h] == \
+        [(s.label, "约" + s.text, s.score) for s in found_p]

@@ -20,10 +20,10 @@ from govfacts.annotations import AnnotatedDoc
 from govfacts.claims import focus_segments
 from govfacts.infer.hints import corrupt_hints, hint_type_ids, hint_vocab, quantity_hints, rule_hint_tags
 from govfacts.infer.rules import cue_words
-from govfacts.infer.windows import encode_window, read_encoded_windows
+from govfacts.infer.windows import encode_window, read_encoded_windows, skip_tokens
 from govfacts.labels import LabelSet, default_labels
 from govfacts.numforms import REWRITES, hedge_forms
-from govfacts.quantity import NUMERAL_RX, find_quantities, view_quantities
+from govfacts.quantity import NUMERAL_RX, find_approximators, find_quantities, view_approximators, view_quantities
 from govfacts.tags import spans_to_view_tags, view_spans
 from govfacts.textview import TextView, build_view
 
@@ -204,7 +204,7 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
                  stride: int = 64, augment: int = 0, rng=None, skip_plain: bool = False,
                  hints: Optional[HintSpec] = None, number_forms: int = 0, mention_swaps: int = 0,
                  bank: Optional[dict[str, list[str]]] = None, hedges: int = 0,
-                 focus: Optional[Sequence[int]] = None) -> list[dict]:
+                 focus: Optional[Sequence[int]] = None, unhedged: bool = False) -> list[dict]:
     """Training examples (one per window) of one annotated document, plus `augment` copies with
     perturbed claim values of every window that holds a span, `number_forms` copies with its claims
     written in other number forms (`rewrite_window`), `hedges` copies with its claims hedged (`约32条`,
@@ -212,7 +212,8 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
     phrases swapped for others of the same label (`swap_mentions` over `bank`). With `skip_plain`, windows are cut from the claim
     segments only, as the tagger reads them then (govfacts.claims), and with `focus` (before, after, after a
     cue) only from the ranges around their quantity candidates and negation cues
-    (`govfacts.claims.focus_segments`). With `hints`, every example also
+    (`govfacts.claims.focus_segments`). With `unhedged`, no window's encoding holds the approximators of
+    its quantity candidates (`govfacts.infer.windows.skip_tokens`), as the tagger then reads. With `hints`, every example also
     gets token_type_ids from the rules' spans, corrupted anew for each copy; a rewritten copy gets the
     rules' tags of its own text."""
     rng = rng or random.Random(0)
@@ -224,7 +225,9 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
     names = sorted({t[2:] for t in label2id if t != "O"})
     out = []
     segments = focus_segments(view.text, view_quantities(view), *focus) if focus else None
-    for s, e, first in read_encoded_windows(view.text, tokenizer, max_len, stride, skip_plain, segments=segments):
+    unread = view_approximators(view) if unhedged else ()
+    for s, e, first in read_encoded_windows(view.text, tokenizer, max_len, stride, skip_plain, segments=segments,
+                                            unread=unread):
         win_tags = tags[s:e]
         if all(t is None for t in win_tags):
             continue  # a window wholly inside an ignored table teaches nothing
@@ -233,7 +236,7 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
         if augment and has_claim:
             texts += [perturb_numbers(texts[0], win_tags, rng) for _ in range(augment)]
         for k, text in enumerate(texts):
-            enc = first if k == 0 else encode_window(tokenizer, text, max_len)
+            enc = first if k == 0 else _encode(tokenizer, text, max_len, unhedged)
             labels = align_labels(enc["offsets"], win_tags, label2id)
             row = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels,
                    "doc_id": doc.doc_id, "start": s, "end": e, "copy": k}
@@ -251,7 +254,7 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
             if rewritten is None:
                 continue
             text, new_tags = rewritten
-            enc = encode_window(tokenizer, text, max_len)
+            enc = _encode(tokenizer, text, max_len, unhedged)
             row = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                    "labels": align_labels(enc["offsets"], new_tags, label2id), "doc_id": doc.doc_id,
                    "start": s, "end": e, "copy": len(texts) + k}
@@ -266,10 +269,16 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
     return out
 
 
+def _encode(tokenizer, text: str, max_len: int, unhedged: bool) -> dict:
+    """One rewritten window encoded as `read_encoded_windows` would: without its approximators when `unhedged`."""
+    enc = encode_window(tokenizer, text, max_len)
+    return skip_tokens(enc, find_approximators(text)) if unhedged else enc
+
+
 def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | None = None, max_len: int = 256,
                   stride: int = 64, augment: int = 0, seed: int = 0, skip_plain: bool = False,
                   hints: Optional[HintSpec] = None, number_forms: int = 0, mention_swaps: int = 0,
-                  hedges: int = 0, focus: Optional[Sequence[int]] = None):
+                  hedges: int = 0, focus: Optional[Sequence[int]] = None, unhedged: bool = False):
     """A `datasets.Dataset` of windows (input_ids, attention_mask, labels, doc_id, start, end, copy,
     and token_type_ids with `hints`); copy > 0 marks an augmented window (see `perturb_numbers`).
     Mention swaps draw from the metric phrases of `docs` themselves and the rules' cue words
@@ -282,7 +291,7 @@ def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | No
     bank = mention_bank(docs, cue_words()) if mention_swaps else None
     rows = [ex for doc in docs for ex in doc_examples(doc, tokenizer, label2id, max_len, stride, augment, rng,
                                                       skip_plain, hints, number_forms, mention_swaps, bank,
-                                                      hedges, focus)]
+                                                      hedges, focus, unhedged)]
     cols = ["input_ids", "attention_mask", "labels", "doc_id", "start", "end", "copy"]
     if hints:
         cols.append("token_type_ids")

@@ -65,6 +65,7 @@ class FinetuneSettings:
     number_forms: int
     hedges: int
     focus: Optional[list[int]]
+    unhedged: bool
     mention_swaps: int
     o_weight: float
     rare_label_min: int
@@ -234,7 +235,8 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
     for k, v in {"govfacts_max_len": max_len, "govfacts_stride": stride, "govfacts_labels_version": labels.version,
                  "govfacts_base_model": str(cfg.base_model), "govfacts_temperature": 1.0,
                  "govfacts_anchor": bool(cfg.anchor), "govfacts_skip_plain": bool(cfg.skip_plain),
-                 "govfacts_focus": [int(x) for x in cfg.focus] if cfg.focus else None}.items():
+                 "govfacts_focus": [int(x) for x in cfg.focus] if cfg.focus else None,
+                 "govfacts_unhedged": bool(cfg.unhedged)}.items():
         setattr(model.config, k, v)
     hints = None
     if cfg.rule_hints:
@@ -244,7 +246,7 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
 
     data = build_dataset(train_docs, tokenizer, labels, max_len, stride, augment=int(cfg.augment),
                          number_forms=int(cfg.number_forms), mention_swaps=int(cfg.mention_swaps),
-                         hedges=int(cfg.hedges), focus=cfg.focus,
+                         hedges=int(cfg.hedges), focus=cfg.focus, unhedged=bool(cfg.unhedged),
                          seed=int(cfg.seed), skip_plain=bool(cfg.skip_plain), hints=hints)
     if len(data) == 0:
         raise ValueError("the train split yields no training windows")
