@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from govfacts.claims import NEGATION, SENT_ENDS
-from govfacts.quantity import QUANTITY_RX
+from govfacts.quantity import HEDGES, QUANTITY_RX
 from govfacts.tags import view_spans
 
 _DIGIT_RX = re.compile(r"[0-9]")
@@ -264,7 +264,7 @@ def quantity_core(text: str, start: int, end: int) -> list[int]:
     m = QUANTITY_RX.match(text, start, end) if text else None
     if m is None or m.end() != end:
         return list(range(start, end))
-    hedged = {i for g in ("pre", "more1", "more2", "post") if m.group(g) for i in range(*m.span(g))}
+    hedged = {i for g in HEDGES if m.group(g) for i in range(*m.span(g))}
     return [i for i in range(start, end) if i not in hedged] or list(range(start, end))
 
 

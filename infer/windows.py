@@ -84,14 +84,15 @@ def skip_tokens(enc: dict, ranges: Sequence[tuple[int, int]]) -> dict:
     stretched back over it: the encoder does not read those chars, and they take that token's tags (the
     first char its distribution, the rest the continuation), as a token of several chars does.
 
-    Used for the approximator of a quantity candidate (`约12万个`): the label contract spans it, but it
-    says nothing about which metric the number counts, and training windows rarely hold one, so a hedged
-    claim is read as the same claim written plainly. A range whose tokens do not line up with it, or
-    that no token of the window follows, is read as it is."""
+    Used for the approximators of quantity candidates (`约12万个`, `60多人次`, `3万份左右`): the label
+    contract spans them, but they say nothing about which metric the number counts, so a hedged claim is
+    read as the same claim written plainly. A range whose tokens do not line up with it, or that no
+    token of the window follows (outside another range), is read as it is."""
     offsets = enc["offsets"]
     if not ranges:
         return enc
     starts = {off[0]: t for t, off in enumerate(offsets) if off is not None}
+    inside = {c for a, b in ranges for c in range(a, b)}
     drop: set[int] = set()
     stretch: dict[int, int] = {}
     for a, b in ranges:
@@ -100,7 +101,7 @@ def skip_tokens(enc: dict, ranges: Sequence[tuple[int, int]]) -> dict:
             toks.append(starts[c])
             c = offsets[starts[c]][1]
         nxt = starts.get(b)
-        if c != b or not toks or nxt is None:
+        if c != b or not toks or nxt is None or b in inside:
             continue
         drop.update(toks)
         stretch[nxt] = a
