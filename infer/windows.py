@@ -84,9 +84,10 @@ def skip_tokens(enc: dict, ranges: Sequence[tuple[int, int]]) -> dict:
     stretched back over it: the encoder does not read those chars, and they take that token's tags (the
     first char its distribution, the rest the continuation), as a token of several chars does.
 
-    Used for the approximators of quantity candidates (`约12万个`, `60多人次`, `3万份左右`): the label
-    contract spans them, but they say nothing about which metric the number counts, so a hedged claim is
-    read as the same claim written plainly. A range whose tokens do not line up with it, or that no
+    Used for the approximator that opens a quantity candidate (`约12万个`, `将近3000人次`;
+    `govfacts.quantity.find_approximators`): the label contract spans it, but it says nothing about which
+    metric the number counts, and training claims rarely hold one, so a hedged claim is read as the same
+    claim written plainly. A range whose tokens do not line up with it, or that no
     token of the window follows (outside another range), is read as it is."""
     offsets = enc["offsets"]
     if not ranges:
