@@ -79,6 +79,37 @@ def test_grouped_crossval_runs_scores_and_resumes(tmp_path):
     assert [r.stat().st_mtime_ns for r in results] == mtimes and all("done before" in m for m in seen)
 
 
+def test_kept_fold_models_are_read_again_paired_with_their_stored_scores(tmp_path):
+    """`reread`: kept fold models read with a tagger option changed, paired with the stored result; read
+    as they were trained, they give the stored counts exactly; a key that is no reading option is refused."""
+    import pytest
+
+    from govfacts.train.crossval import load_cv_settings, reread, run
+
+    splits = tmp_path / "splits.yaml"
+    splits.write_text(yaml.safe_dump({"train": POOL[:5], "dev": POOL[5:], "test": []}), encoding="utf-8")
+    tiny = {"base_model": str(_tiny_base(tmp_path / "base")), "epochs": 1, "max_steps": 2, "batch_size": 8,
+            "num_threads": 1, "eval_every": 1, "max_minutes": 2, "augment": 0}
+    conf = yaml.safe_load((ROOT / "configs" / "crossval.yaml").read_text(encoding="utf-8"))
+    conf.update(splits=str(splits), folds=2, seeds=[0], recipes={"tiny": tiny}, out_dir=str(tmp_path / "cv"),
+                inner_dev_share=0.2, calibrate=False, keep_models=True, train_only=[])
+    (tmp_path / "crossval.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    cfg = load_cv_settings(tmp_path / "crossval.yaml")
+    with pytest.raises(ValueError, match="no kept fold model"):
+        reread(cfg, {"unhedged": True}, progress=lambda m: None)
+    run(cfg, progress=lambda m: None)
+    assert (tmp_path / "cv" / "tiny-f0-s0" / "model" / "model.safetensors").exists()
+    same = reread(cfg, {"unhedged": False}, progress=lambda m: None)
+    assert len(same["runs"]) == 2
+    assert all(r["counts_after"] == r["counts_before"] for r in same["runs"]) and same["after_vs_before"]["diff"] == 0
+    other = reread(cfg, {"focus": [8, 4, 8]}, progress=lambda m: None)
+    assert other["reading"] == {"focus": [8, 4, 8]} and len(other["runs"]) == 2
+    md = (tmp_path / "cv" / "reread-focus=8,4,8.md").read_text(encoding="utf-8")
+    assert "| tiny-f0-s0 |" in md and "read again − stored" in md
+    with pytest.raises(ValueError, match="tagger options are"):
+        reread(cfg, {"epochs": 3}, progress=lambda m: None)
+
+
 def test_base_layers_keeps_the_first_layers_of_the_base(tmp_path):
     """`base_layers: N` fine-tunes the first N encoder layers of the base, with their pretrained weights."""
     import torch

@@ -13,6 +13,7 @@ written as soon as it is done and skipped when present: a long run resumes.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from fnmatch import fnmatchcase
 import re
@@ -27,7 +28,8 @@ import yaml
 from govfacts.annotations import AnnotatedDoc, load_corpus
 from govfacts.atomic import write_text_atomic
 from govfacts.infer.api import extract_documents
-from govfacts.infer.loader import InferSettings, load
+from govfacts.infer.loader import InferSettings, load, taggers_in
+from govfacts.infer.tagger import TaggerOptions
 from govfacts.paths import CONFIGS, resolve
 from govfacts.records import Document
 from govfacts.scoring import doc_counts, f1_of_counts, match_facts, paired_bootstrap_counts
@@ -161,15 +163,85 @@ def run_one(cfg: CrossvalSettings, p: Plan, recipe: str, fold: int, seed: int, o
     result = {"recipe": recipe, "fold": fold, "seed": seed, "held_out": held, "inner_dev": dev_groups,
               "docs": doc_ids, "spans": sum(len(d.spans) for d in docs)}
     for name, spec in (("tagger", str(model_dir)), ("rules", "rules")):
-        ex = load(spec, InferSettings.load(runtime="torch", quantize=False))  # float: no runtime measuring per fold
-        facts = extract_documents(ex, [Document(d.doc_id, d.doc_id, d.text) for d in docs], tables=False)
-        matches = [m for d, fs in zip(docs, facts) for m in match_facts(d, [f.to_span() for f in fs])]
-        counts = doc_counts(matches, doc_ids)
-        spans = {d: [[f.start, f.end, f.metric, f.confidence] for f in fs] for d, fs in zip(doc_ids, facts)}
-        result[name] = {"f1": f1_of_counts(counts), "counts": counts, "spans": spans}
+        result[name] = score_fold(spec, docs)
     if not cfg.keep_models:
         shutil.rmtree(model_dir, ignore_errors=True)
     return result
+
+
+def score_fold(spec: str, docs: list[AnnotatedDoc], reading: Optional[dict] = None) -> dict:
+    """Fact F1, per-document (tp, predicted, gold) counts and facts of one extractor on held-out documents,
+    run as extract runs it but in float (no runtime measured per fold); `reading` replaces tagger options
+    (`TaggerOptions` fields such as `unhedged` or `focus`) of the loaded model."""
+    ex = load(spec, InferSettings.load(runtime="torch", quantize=False))
+    if reading:
+        for tagger in taggers_in(ex):
+            tagger.options = dataclasses.replace(tagger.options, **reading)
+    doc_ids = [d.doc_id for d in docs]
+    facts = extract_documents(ex, [Document(d.doc_id, d.doc_id, d.text) for d in docs], tables=False)
+    matches = [m for d, fs in zip(docs, facts) for m in match_facts(d, [f.to_span() for f in fs])]
+    counts = doc_counts(matches, doc_ids)
+    spans = {d: [[f.start, f.end, f.metric, f.confidence] for f in fs] for d, fs in zip(doc_ids, facts)}
+    return {"f1": f1_of_counts(counts), "counts": counts, "spans": spans}
+
+
+def check_reading(reading: dict) -> dict:
+    """`reading` keys must be tagger reading options (`TaggerOptions` fields); lists become tuples."""
+    names = {f.name for f in dataclasses.fields(TaggerOptions)}
+    bad = sorted(set(reading) - names)
+    if bad or not reading:
+        raise ValueError(f"crossval reread: {', '.join(bad) or 'nothing'} to set; tagger options are {', '.join(sorted(names))}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in reading.items()}
+
+
+def reread(cfg: CrossvalSettings, reading: dict, progress: Callable[[str], None] = print) -> dict:
+    """Every kept fold model (`keep_models: true`) read again with other tagger options on its held-out
+    agencies, paired with its stored result: the same weights, documents and calibration, so the difference
+    is the reading's alone, with none of the run-to-run noise of fine-tuning (the same recipe and seed can
+    move a fold by two points). Written to OUT_DIR/reread-KEYS.{json,md}."""
+    reading = check_reading(reading)
+    out = resolve(cfg.out_dir)
+    p = plan(cfg)
+    runs = []
+    for recipe in cfg.recipes:
+        for seed in cfg.seeds:
+            for fold in range(cfg.folds):
+                name = f"{recipe}-f{fold}-s{seed}"
+                path, model_dir = out / "results" / f"{name}.json", out / name / "model"
+                if not path.exists() or not model_dir.is_dir():
+                    progress(f"{name}: no kept model and result, skipped")
+                    continue
+                stored = json.loads(path.read_text(encoding="utf-8"))
+                docs = [d for g in p.folds[fold] for d in p.groups[g]]
+                if [d.doc_id for d in docs] != stored["docs"]:
+                    raise ValueError(f"crossval reread: {name} was scored on other documents than the folds give now")
+                again = score_fold(str(model_dir), docs, reading)
+                runs.append({"run": name, "recipe": recipe, "before": stored["tagger"]["f1"], "after": again["f1"],
+                             "rules": stored["rules"]["f1"], "counts_before": stored["tagger"]["counts"],
+                             "counts_after": again["counts"], "counts_rules": stored["rules"]["counts"]})
+                progress(f"{name}: {stored['tagger']['f1']:.4f} → {again['f1']:.4f}")
+    if not runs:
+        raise ValueError(f"crossval reread: no kept fold model in {out} (run with keep_models: true)")
+    stack = lambda key: [row for r in runs for row in r[key]]  # noqa: E731
+    summary = {"reading": {k: list(v) if isinstance(v, tuple) else v for k, v in reading.items()}, "runs": runs,
+               "pooled_before": f1_of_counts(stack("counts_before")), "pooled_after": f1_of_counts(stack("counts_after")),
+               "after_vs_before": paired_bootstrap_counts(stack("counts_after"), stack("counts_before")),
+               "after_vs_rules": paired_bootstrap_counts(stack("counts_after"), stack("counts_rules"))}
+    tag = re.sub(r"[^A-Za-z0-9_.=,-]+", "", ",".join(f"{k}={v}" for k, v in sorted(summary["reading"].items())))
+    write_text_atomic(out / f"reread-{tag}.json", json.dumps(summary, ensure_ascii=False, indent=1))
+    write_text_atomic(out / f"reread-{tag}.md", reread_markdown(summary))
+    return summary
+
+
+def reread_markdown(s: dict) -> str:
+    a, r = s["after_vs_before"], s["after_vs_rules"]
+    lines = [f"# Kept fold models read again with {s['reading']}", "",
+             "| run | stored (as trained and read) | read again | rules |", "|---|---|---|---|"]
+    lines += [f"| {x['run']} | {x['before']:.4f} | {x['after']:.4f} | {x['rules']:.4f} |" for x in s["runs"]]
+    lines += ["", f"Pooled: {s['pooled_before']:.4f} → {s['pooled_after']:.4f}; read again − stored "
+              f"{a['diff']:+.4f} [{a['low']:+.4f}, {a['high']:+.4f}] {_verdict(a)}; read again − rules "
+              f"{r['diff']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}] {_verdict(r)} (paired bootstrap over documents, 95 %)."]
+    return "\n".join(lines) + "\n"
 
 
 def run(cfg: CrossvalSettings, progress: Callable[[str], None] = print) -> dict:

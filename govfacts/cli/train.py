@@ -11,6 +11,8 @@ import yaml
 from govfacts.paths import CONFIGS
 from govfacts.train.crossval import load_cv_settings
 from govfacts.train.crossval import markdown as cv_markdown
+from govfacts.train.crossval import reread as run_reread
+from govfacts.train.crossval import reread_markdown
 from govfacts.train.crossval import run as run_cv
 from govfacts.train.finetune import finetune as run_finetune
 
@@ -51,11 +53,17 @@ def finetune(config: Path = typer.Option(CONFIGS / "finetune.yaml", "--config", 
 
 @app.command()
 def cv(config: Path = typer.Option(CONFIGS / "crossval.yaml", "--config", "-c"),
-       set_: List[str] = typer.Option([], "--set", help="Override a config key: KEY=VALUE (YAML value).")) -> None:
+       set_: List[str] = typer.Option([], "--set", help="Override a config key: KEY=VALUE (YAML value)."),
+       reread: List[str] = typer.Option([], "--reread", help="Read the kept fold models again with a tagger "
+                                        "option changed: KEY=VALUE (YAML value), e.g. unhedged=true; no training.")) -> None:
     """Grouped k-fold cross-validation over agencies: every recipe × fold × seed fine-tuned and scored
-    beside the rules on held-out agencies; resumes; summary in OUT_DIR/cv.md."""
+    beside the rules on held-out agencies; resumes; summary in OUT_DIR/cv.md. With --reread, the fold
+    models a run kept are read again with other tagger options, paired with their stored scores."""
     try:
         cfg = load_cv_settings(config, overrides(set_))
+        if reread:
+            typer.echo(reread_markdown(run_reread(cfg, overrides(reread), progress=lambda m: typer.echo(m, err=True))))
+            return
     except (ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2)
