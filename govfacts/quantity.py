@@ -64,7 +64,11 @@ def find_approximators(text: str) -> list[tuple[int, int]]:
     Only these: the tagger's training claims hold them rarely (7 of 838 train spans) but `多`/`余` after
     the number often (69), so a reader that leaves approximators out (`govfacts.infer.windows.skip_tokens`)
     leaves out these alone."""
-    return [m.span("pre") for m in QUANTITY_RX.finditer(text) if m.group("pre")]
+    return _opening_approximators(QUANTITY_RX.finditer(text))
+
+
+def _opening_approximators(matches) -> list[tuple[int, int]]:
+    return [m.span("pre") for m in matches if m.group("pre")]
 
 
 def unit_key(unit: str) -> str:
@@ -102,7 +106,7 @@ def view_quantities(view) -> list[tuple[int, int]]:
         found = list(QUANTITY_RX.finditer(view.text))
         view.memo["quantities"] = [m.span() for m in found]
         view.memo["quantity_units"] = [unit_key(m.group("unit")) for m in found]
-        view.memo["approximators"] = [m.span("pre") for m in found if m.group("pre")]
+        view.memo["approximators"] = _opening_approximators(found)
     return view.memo["quantities"]
 
 

@@ -294,6 +294,8 @@ def test_focus_windows_lie_around_candidates_and_keep_every_gold_span(char_tok):
 def test_unhedged_training_windows_hold_no_approximator_and_begin_its_claim_on_the_number(char_tok):
     """`unhedged`: a gold claim that opens with an approximator (`近1100篇`) is learnt from a window without
     it, its first token (the number, stretched over the approximator) labelled B; every copy alike."""
+    import random
+
     from govfacts.quantity import find_approximators
 
     for doc_id, claim in (("extra-019", "近1100篇"), ("extra-530", "近50人次")):
@@ -302,7 +304,7 @@ def test_unhedged_training_windows_hold_no_approximator_and_begin_its_claim_on_t
         a = view.text.index(claim)
         plain = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, skip_plain=True)
         rows = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, augment=2, skip_plain=True, unhedged=True,
-                            rng=__import__("random").Random(0))
+                            rng=random.Random(0))
         first = [r for r in rows if r["copy"] == 0]
         assert sum(map(len, (r["input_ids"] for r in first))) < sum(map(len, (r["input_ids"] for r in plain)))
         near = char_tok.convert_tokens_to_ids("近")
