@@ -29,6 +29,7 @@ def to_simplified(text: str) -> str:
 
 
 def to_halfwidth(text: str) -> str:
-    """Full-width ASCII forms (！–～) and the ideographic space become their half-width forms."""
-    return "".join(chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" and c not in "，：；（）！？％" else
+    """Full-width ASCII forms (！–～) and the ideographic space become their half-width forms, the percent
+    sign among them (`100％` is the rate `100%`); Chinese punctuation (，：；（）！？) stays."""
+    return "".join(chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" and c not in "，：；（）！？" else
                    (" " if c == "\u3000" else c) for c in text)

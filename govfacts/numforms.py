@@ -51,7 +51,7 @@ def _thousands(claim: str) -> Optional[str]:
 def _fullwidth(claim: str) -> Optional[str]:
     if not _NUMBER.search(claim):
         return None
-    return claim.translate(str.maketrans("0123456789.", "０１２３４５６７８９．"))
+    return claim.translate(str.maketrans("0123456789.%", "０１２３４５６７８９．％"))
 
 
 def _wan(claim: str) -> Optional[str]:

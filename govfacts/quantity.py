@@ -23,12 +23,12 @@ _RX = re.compile(
     r"^(?P<pre>将近|大约|超过|近|约|逾|超)?"
     r"(?P<num>[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?|[" + CN_DIGITS + r"]+(?:点[零〇一二三四五六七八九]+)?)"
     r"(?P<more1>多|余)?(?P<mult>[万亿千百]*)(?P<more2>多|余)?"
-    r"(?P<unit>.*?)(?P<post>左右)?$"
+    r"(?P<unit>.*?)(?:[(（](?:次|条|件|篇|人|个)[)）])?(?P<post>左右)?$"
 )
 
 
 # The grammar of a numeric claim in running text (span convention 1): optional approximator, the
-# number, 多/余, multiplier, a classifier and 左右. Both the rule baseline and the tagger's
+# number, 多/余, multiplier, a classifier (with a second one in brackets, `723条(次)`, `163人（次）`) and 左右. Both the rule baseline and the tagger's
 # quantity-anchored decoding use it to find where numeric claims may begin and end.
 UNITS = ["人次", "件次", "条次", "场次", "批次", "篇次", "万元", "万份", "万次", "亿次", "元", "条", "次", "件", "篇", "个", "场",
          "期", "项", "份", "册", "名", "人", "起", "宗", "通", "席", "批", "本", "张", "套", "部", "家", "户", "档",
@@ -46,7 +46,7 @@ _NUM = (r"(?:[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?"
 QUANTITY_RX = re.compile(
     r"(?<![0-9A-Za-z.\-/:])(?:(?P<pre>将近|大约|超过|近|约|逾|超))?(?P<num>" + _NUM + r")"
     r"(?P<more1>多|余)?(?P<mult>[万亿千])?(?P<more2>多|余)?"
-    r"(?P<unit>" + _UNIT_RX + r")(?P<post>左右)?"
+    r"(?P<unit>" + _UNIT_RX + r")(?P<alt>[(（](?:次|条|件|篇|人|个)[)）])?(?P<post>左右)?"
 )
 
 

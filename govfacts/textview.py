@@ -148,12 +148,14 @@ def _mark_soft_breaks(text: str, keep: list[bool]) -> None:
 
 
 def _mark_inner_spaces(text: str, keep: list[bool]) -> None:
-    """Drop runs of spaces between CJK and digits/CJK (PDF '1136 条', '2023 年'), never digit–digit."""
+    """Drop runs of spaces between CJK and digits/CJK (PDF '1136 条', '2023 年') and before a percent sign
+    (`100 %`, half-width by now), never digit–digit."""
     for m in re.finditer(r"[ \t\u3000\xa0]+", text):
         a, b = m.start() - 1, m.end()
         if a < 0 or b >= len(text):
             continue
         left, right = text[a], text[b]
-        if (_is_cjk(left) or _is_cjk(right)) and not (left.isdigit() and right.isdigit()):
+        if ((_is_cjk(left) or _is_cjk(right)) and not (left.isdigit() and right.isdigit())) or (
+                left.isdigit() and right == "%"):
             for i in range(m.start(), m.end()):
                 keep[i] = False

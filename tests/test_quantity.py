@@ -29,6 +29,7 @@ CASES = [
     ("60余项", 60, "项", "more_than"), ("12期", 12, "期", "exact"), ("0", 0, "", "exact"), ("零", 0, "", "exact"),
     ("为零", 0, "", "exact"), ("15564件", 15564, "件", "exact"), ("1万元", 10000, "元", "exact"),
     ("50多场", 50, "场", "more_than"), ("10 余篇", 10, "篇", "more_than"), ("三千余人次", 3000, "人次", "more_than"),
+    ("723条(次)", 723, "条", "exact"), ("163人（次）", 163, "人", "exact"),
 ]
 
 
@@ -72,6 +73,13 @@ def test_find_quantities_follows_the_span_convention():
     text = "网站主动发布信息1100多条，接听咨询电话22.4万余次，近6500件，2023年，占24.43%，约3万元左右"
     found = [text[s:e] for s, e in find_quantities(text)]
     assert found == ["1100多条", "22.4万余次", "近6500件", "24.43%", "约3万元左右"]
+
+
+def test_a_second_classifier_in_brackets_stays_in_the_quantity():
+    from govfacts.quantity import find_quantities
+
+    text = "发布信息723条(次)，接受咨询163人（次），共3件（其中1件已办结）"
+    assert [text[s:e] for s, e in find_quantities(text)] == ["723条(次)", "163人（次）", "3件", "1件"]
 
 
 @pytest.mark.parametrize("n", [24745, 196022, 980862, 7708682, 10000, 12000, 30000, 1, 2])

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from govfacts.quantity import CN_DIGITS
+from govfacts.quantity import CN_DIGITS, view_quantities
 from govfacts.textview import build_view, to_halfwidth, to_simplified
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +25,15 @@ def test_hard_wrapped_pdf_lines_are_joined_and_spaces_dropped():
     s = v.text.index("1136条")
     rs, re_ = v.to_raw(s, s + 5)
     assert raw[rs:re_] == "1136\n条"
+
+
+def test_a_space_before_a_percent_sign_is_dropped_so_the_rate_is_one_quantity():
+    raw = "答复依申请公开2 个,按时答复率100 %。办结率 99.5 ％"
+    v = build_view(raw)
+    assert [v.text[a:b] for a, b in view_quantities(v)] == ["2个", "100%", "99.5%"]
+    s = v.text.index("100%")
+    rs, re_ = v.to_raw(s, s + 4)
+    assert raw[rs:re_] == "100 %"
 
 
 def test_digits_separated_by_spaces_stay_apart():
