@@ -1,4 +1,4 @@
-"""Other ways reports write the same quantity: Chinese numerals (`一千一百三十六件`, `两起`), thousands
+"""Other ways reports write the same quantity: Chinese numerals (`一千一百三十六件`, `两起`, `百分之九十八`), thousands
 separators (`2,300余人次`), full-width digits, 万/千 units (`2.24万次`), a hedge (`约81件`) and PDF spacing
 (`1136 件`). Each rewrite keeps the quantity's value (`govfacts.quantity.parse_quantity` reads the same
 number back), so a claim rewritten is the same fact: the robustness suite checks extractors with these
@@ -36,6 +36,8 @@ def _chinese(claim: str) -> Optional[str]:
     m, n = got
     import cn2an
 
+    if claim[m.end():] == "%" and m.start() == 0:  # a rate is written out whole: 百分之九十八, 百分之百
+        return "百分之" + ("百" if n == 100 else cn2an.an2cn(n))
     cn = "两" if n == 2 else cn2an.an2cn(n)
     return claim[:m.start()] + cn + claim[m.end():]
 

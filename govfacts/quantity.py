@@ -83,20 +83,34 @@ def view_quantity_units(view) -> list[str]:
     return view.memo["quantity_units"]
 
 
+# A rate written out in words (`百分之九十八`, `百分之百`, `百分之九十九点五`): the view writes it `98%`.
+PERCENT_WORDS_RX = re.compile(r"百分之(?P<num>[零〇一二两三四五六七八九十百]+(?:点[零〇一二三四五六七八九]+)?)")
+
+
+def _digits(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:.6f}".rstrip("0")
+
+
 def arabic_numerals(text: str) -> list[tuple[int, int, str]]:
     """[start, end) and Arabic digits of every whole Chinese numeral that begins a quantity
-    (`二万四千七百四十五人次` → 24745, `两起` → 2): the text view shows these as digits, so the rules and the
-    tagger read one form of a count whatever form the report wrote."""
+    (`二万四千七百四十五人次` → 24745, `两起` → 2), and of every rate written in words (`百分之九十八` → `98%`):
+    the text view shows these as digits, so the rules and the tagger read one form of a count whatever form
+    the report wrote."""
     out = []
+    for m in PERCENT_WORDS_RX.finditer(text):
+        value = parse_number(m.group("num"))
+        if value is not None:
+            out.append((m.start(), m.end(), _digits(value) + "%"))
+    taken = [(a, b) for a, b, _ in out]
     for m in QUANTITY_RX.finditer(text):
         a, b = m.span("num")
-        if text[a].isdigit():
+        if text[a].isdigit() or any(x < b and a < y for x, y in taken):
             continue
         value = parse_number(text[a:b])
         if value is None or value != int(value) or (b - a > 1 and len(str(int(value))) == 1):
             continue  # a fraction, or one digit for several characters (offsets could not cover them all)
         out.append((a, b, str(int(value))))
-    return out
+    return sorted(out)
 
 
 def view_quantities(view) -> list[tuple[int, int]]:
@@ -146,6 +160,10 @@ def parse_quantity(text: str) -> Optional[Quantity]:
     t = _clean(text)
     if t in ("零", "为零"):
         return Quantity(0.0, "", "exact")
+    words = PERCENT_WORDS_RX.fullmatch(t)
+    if words:
+        value = parse_number(words.group("num"))
+        return Quantity(value, "%", "exact") if value is not None else None
     m = _RX.match(t)
     if not m:
         return None

@@ -36,6 +36,15 @@ def test_a_space_before_a_percent_sign_is_dropped_so_the_rate_is_one_quantity():
     assert raw[rs:re_] == "100 %"
 
 
+def test_a_rate_written_in_words_is_read_as_a_percentage_over_its_whole_raw_text():
+    raw = "答复率百分之百，满意率達百分之九十九點五。"
+    v = build_view(raw)
+    assert [v.text[a:b] for a, b in view_quantities(v)] == ["100%", "99.5%"]
+    for a, b in view_quantities(v):
+        rs, re_ = v.to_raw(a, b)
+        assert raw[rs:re_] in ("百分之百", "百分之九十九點五")
+
+
 def test_digits_separated_by_spaces_stay_apart():
     assert build_view("行政规范性文件 0 5 5").text == "行政规范性文件0 5 5"
 
