@@ -19,11 +19,13 @@ CN_DIGITS = "零〇一二两三四五六七八九十百千万亿"
 NUMERAL_RX = re.compile("[0-9０-９" + CN_DIGITS + "]")
 _MULT = {"万": 1e4, "亿": 1e8, "千": 1e3, "百": 1e2}
 
+# A second classifier in brackets after the first (`723条(次)`, `163人（次）`): part of the claim.
+_BRACKETED_UNIT = r"[(（](?:次|条|件|篇|人|个)[)）]"
 _RX = re.compile(
     r"^(?P<pre>将近|大约|超过|近|约|逾|超)?"
     r"(?P<num>[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?|[" + CN_DIGITS + r"]+(?:点[零〇一二三四五六七八九]+)?)"
     r"(?P<more1>多|余)?(?P<mult>[万亿千百]*)(?P<more2>多|余)?"
-    r"(?P<unit>.*?)(?:[(（](?:次|条|件|篇|人|个)[)）])?(?P<post>左右)?$"
+    r"(?P<unit>.*?)(?:" + _BRACKETED_UNIT + r")?(?P<post>左右)?$"
 )
 
 
@@ -46,7 +48,7 @@ _NUM = (r"(?:[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?"
 QUANTITY_RX = re.compile(
     r"(?<![0-9A-Za-z.\-/:])(?:(?P<pre>将近|大约|超过|近|约|逾|超))?(?P<num>" + _NUM + r")"
     r"(?P<more1>多|余)?(?P<mult>[万亿千])?(?P<more2>多|余)?"
-    r"(?P<unit>" + _UNIT_RX + r")(?P<alt>[(（](?:次|条|件|篇|人|个)[)）])?(?P<post>左右)?"
+    r"(?P<unit>" + _UNIT_RX + r")(?P<alt>" + _BRACKETED_UNIT + r")?(?P<post>左右)?"
 )
 
 

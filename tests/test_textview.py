@@ -27,22 +27,22 @@ def test_hard_wrapped_pdf_lines_are_joined_and_spaces_dropped():
     assert raw[rs:re_] == "1136\n条"
 
 
-def test_a_space_before_a_percent_sign_is_dropped_so_the_rate_is_one_quantity():
-    raw = "答复依申请公开2 个,按时答复率100 %。办结率 99.5 ％"
+def _quantities_as_written(raw: str) -> list[tuple[str, str]]:
+    """(view text, raw text) of every quantity candidate of raw's view."""
     v = build_view(raw)
-    assert [v.text[a:b] for a, b in view_quantities(v)] == ["2个", "100%", "99.5%"]
-    s = v.text.index("100%")
-    rs, re_ = v.to_raw(s, s + 4)
-    assert raw[rs:re_] == "100 %"
+    return [(v.text[a:b], raw[slice(*v.to_raw(a, b))]) for a, b in view_quantities(v)]
+
+
+def test_a_space_before_a_percent_sign_is_dropped_so_the_rate_is_one_quantity():
+    found = _quantities_as_written("答复依申请公开2 个,按时答复率100 %。办结率 99.5 ％")
+    assert [view for view, _ in found] == ["2个", "100%", "99.5%"]
+    assert found[1][1] == "100 %"
 
 
 def test_a_rate_written_in_words_is_read_as_a_percentage_over_its_whole_raw_text():
-    raw = "答复率百分之百，满意率達百分之九十九點五。"
-    v = build_view(raw)
-    assert [v.text[a:b] for a, b in view_quantities(v)] == ["100%", "99.5%"]
-    for a, b in view_quantities(v):
-        rs, re_ = v.to_raw(a, b)
-        assert raw[rs:re_] in ("百分之百", "百分之九十九點五")
+    found = _quantities_as_written("答复率百分之百，满意率達百分之九十九點五。")
+    assert [view for view, _ in found] == ["100%", "99.5%"]
+    assert all(raw in ("百分之百", "百分之九十九點五") for _, raw in found)
 
 
 def test_digits_separated_by_spaces_stay_apart():

@@ -197,8 +197,9 @@ def check_reading(reading: dict) -> dict:
 def reread(cfg: CrossvalSettings, reading: dict, progress: Callable[[str], None] = print) -> dict:
     """Every kept fold model (`keep_models: true`) read again with other tagger options on its held-out
     agencies, paired with its stored result: the same weights, documents and calibration, so the difference
-    is the reading's alone, with none of the run-to-run noise of fine-tuning (the same recipe and seed can
-    move a fold by two points). Written to OUT_DIR/reread-KEYS.{json,md}."""
+    is the reading's alone, with none of the noise between training runs at other commits or on other machines
+    (the same recipe and seed moved a fold by two points between two such runs). Written to
+    OUT_DIR/reread-KEYS.{json,md}."""
     reading = check_reading(reading)
     out = resolve(cfg.out_dir)
     p = plan(cfg)
