@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import isa  # noqa: E402  (bench/isa.py: --isa avx2)
 from machine import cpu_info  # noqa: E402  (bench/machine.py)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,8 +239,11 @@ def main(argv=None) -> None:
                     "larger sizes")
     ap.add_argument("--extra", default="", help="more `govfacts extract` options, e.g. '--workers 1'")
     ap.add_argument("--f1", action="store_true", help="also dev-split F1 of fp32 vs int8 (trained tagger only)")
+    ap.add_argument("--isa", choices=isa.ISAS, default="native",
+                    help="avx2: run as on a plain AVX2 CPU (bench/isa.py; needs CPUID faulting)")
     ap.add_argument("--json", default=None, help="write all numbers here")
     a = ap.parse_args(argv)
+    isa.reexec(a.isa)
 
     from govfacts.infer.tagger import available_cpus
 
@@ -263,7 +267,8 @@ def main(argv=None) -> None:
 
         torch.set_num_threads(threads)
         cpu = cpu_info()
-        print(f"CPU {cpu['model']} ({cpu['cpus']} CPUs; {cpu['simd_flags']})")
+        print(f"CPU {cpu['model']} ({cpu['cpus']} CPUs; {cpu['simd_flags']})"
+              + (f"; hidden from CPUID (--isa {a.isa}): {cpu['hidden_flags']}" if cpu["hidden_flags"] else ""))
         print(f"model {model} (trained: {trained}); torch {torch.__version__}, {threads} threads; "
               f"1x = {corpora[min(corpora)][1]:,} chars in {len(list(corpora[min(corpora)][0].glob('*.txt')))} files")
         warm_onnx(model, variants)
@@ -291,6 +296,7 @@ def main(argv=None) -> None:
             summary["dev_f1"] = dev_f1(model) if trained else "no trained tagger"
         summary["ru_maxrss_mb"] = _ru_maxrss_mb()
         summary["cpu"] = cpu
+        summary["isa"] = isa.current()
         print(json.dumps(summary, ensure_ascii=False, indent=1))
         if a.json:
             Path(a.json).write_text(json.dumps({"results": results, "summary": summary, "model": str(a.model),

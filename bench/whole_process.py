@@ -1,7 +1,8 @@
 """Whole-process throughput: `govfacts extract` vs a naive transformers pipeline, each a fresh process.
 
     .venv/bin/python bench/whole_process.py [--sizes 1,16] [--naive-sizes 1,16] [--variants auto,torch-int8]
-                                            [--model models/govfacts-tagger-zh] [--json out.json]
+                                            [--model models/govfacts-tagger-zh] [--isa native|avx2]
+                                            [--json out.json]
 
 What a user waits for: start-up (imports, model loading) included. Corpus 1x = the bundled sample
 reports x4 (each copy its own file, prefixed with its copy number); Nx holds N times as many files.
@@ -17,7 +18,8 @@ reports x4 (each copy its own file, prefixed with its copy number); Nx holds N t
 Printed per run: seconds (the best of `--repeat` runs, taken in turn: this machine's speed drifts between
 runs), chars/s, peak RSS of the child (psutil, every 100 ms), facts/entities; then
 each govfacts run's ratio to the naive run of the same size, the CPU model and SIMD flags, and the
-start-up: seconds of `govfacts extract` over one short report.
+start-up: seconds of `govfacts extract` over one short report. `--isa avx2` runs everything (naive
+pipeline included) as on a plain AVX2 CPU (bench/isa.py).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import isa  # noqa: E402  (bench/isa.py: --isa avx2)
 import throughput  # noqa: E402  (bench/throughput.py: the same corpus and sentence cut)
 from machine import cpu_info  # noqa: E402  (bench/machine.py)
 
@@ -111,17 +114,21 @@ def main(argv=None) -> None:
     ap.add_argument("--variants", default="auto,torch-int8", help="auto (the default) or RUNTIME-int8/fp32, "
                     "each optionally @wN (--workers N), e.g. auto,auto@w0")
     ap.add_argument("--repeat", type=int, default=1, help="runs per row, best kept (naive at sizes > 1: once)")
+    ap.add_argument("--isa", choices=isa.ISAS, default="native",
+                    help="avx2: every run as on a plain AVX2 CPU (bench/isa.py; needs CPUID faulting)")
     ap.add_argument("--json")
     ap.add_argument("--naive-child", nargs=3, metavar=("MODEL", "CORPUS", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.naive_child:
         return naive_child(*a.naive_child)
+    isa.reexec(a.isa)
     sizes = [int(x) for x in a.sizes.split(",") if x]
     naive_sizes = [int(x) for x in a.naive_sizes.split(",") if x]
     variants = [v for v in a.variants.split(",") if v]
     naive_models = [a.model] + [m for m in a.naive_models.split(",") if m and m != a.model]
     info = cpu_info()
-    print(f"CPU: {info['model']}, {info['cpus']} CPUs, SIMD: {info['simd_flags']} (AVX-512: {info['avx512']})")
+    print(f"CPU: {info['model']}, {info['cpus']} CPUs, SIMD: {info['simd_flags']} (AVX-512: {info['avx512']})"
+          + (f"; hidden from CPUID (--isa {a.isa}): {info['hidden_flags']}" if info["hidden_flags"] else ""))
     work = Path(tempfile.mkdtemp(prefix="govfacts-bench-"))
     results = []
     try:
@@ -178,7 +185,7 @@ def main(argv=None) -> None:
               f"{' | '.join(ratios)} | {r['peak_rss_mb']} |")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"cpu": info, "results": results}, ensure_ascii=False, indent=1),
+        Path(a.json).write_text(json.dumps({"cpu": info, "isa": isa.current(), "results": results}, ensure_ascii=False, indent=1),
                                 encoding="utf-8")
 
 
