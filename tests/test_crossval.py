@@ -129,3 +129,12 @@ def test_base_layers_keeps_the_first_layers_of_the_base(tmp_path):
     assert not any(".layer.1." in k for k in got)
     key = "bert.encoder.layer.0.attention.self.query.weight"
     assert torch.allclose(got[key], pre[key], atol=5e-3)  # the base's layer 0 after one small step, not a fresh one
+
+
+def test_a_distillation_teacher_is_named_per_fold_and_seed():
+    from govfacts.train.crossval import fold_recipe
+
+    recipe = {"base_layers": 2, "teacher": "runs/cv/base-f{fold}-s{seed}/model"}
+    assert fold_recipe(recipe, 3, 21) == {"base_layers": 2, "teacher": "runs/cv/base-f3-s21/model"}
+    assert recipe["teacher"] == "runs/cv/base-f{fold}-s{seed}/model"  # the recipe itself is left as it was
+    assert fold_recipe({"focus": [64, 24, 40]}, 0, 7) == {"focus": [64, 24, 40]}

@@ -312,3 +312,67 @@ def test_overfit_one_paragraph(tmp_path, docs):
     spans = Tagger.from_pretrained(out, num_threads=1).spans(text)
     assert [(s.start, s.end, s.label, s.text) for s in spans] == [(s.start, s.end, s.label, s.text) for s in gold]
     assert min(s.score for s in spans) > 0.2
+
+
+# -- distillation: a student learns a fine-tuned tagger's tag distributions --------------------------
+def test_distillation_loss_is_zero_only_where_student_and_teacher_agree():
+    from govfacts.train.dataset import IGNORE_INDEX
+    from govfacts.train.finetune import distillation_loss
+
+    torch.manual_seed(0)
+    teacher = torch.randn(2, 5, 7)
+    labels = torch.tensor([[0, 1, 2, IGNORE_INDEX, IGNORE_INDEX], [3, 4, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]])
+    assert float(distillation_loss(teacher.clone(), teacher, labels, 2.0)) == pytest.approx(0.0, abs=1e-6)
+    other = teacher.clone()
+    other[:, :, 0] += 3.0
+    assert float(distillation_loss(other, teacher, labels, 2.0)) > 0.1
+    unlabelled = teacher.clone()
+    unlabelled[0, 3:] += 5.0  # only where no label is: not counted
+    assert float(distillation_loss(unlabelled, teacher, labels, 2.0)) == pytest.approx(0.0, abs=1e-6)
+
+
+def _mean_kl(student_dir: Path, teacher_dir: Path, docs) -> float:
+    """Mean KL(teacher ‖ student) of the tag distributions over the windows of a dev report."""
+    from govfacts.infer.tagger import Tagger
+
+    t, s = Tagger.from_pretrained(teacher_dir), Tagger.from_pretrained(student_dir)
+    views = [build_view(docs["gov-pingtan-2013a"].text)]
+    kl, n = 0.0, 0
+    for (batch, ids, mask, types) in t.window_batches(views):
+        pt = torch.log_softmax(torch.from_numpy(t.encode(ids, mask, types)), -1)
+        ps = torch.log_softmax(torch.from_numpy(s.encode(ids, mask, types)), -1)
+        m = torch.from_numpy(mask).bool()
+        kl += float((pt.exp() * (pt - ps)).sum(-1)[m].sum())
+        n += int(m.sum())
+    return kl / n
+
+
+def test_a_distilled_student_is_closer_to_its_teacher(char_model, tmp_path, docs):
+    from govfacts.train.finetune import finetune
+
+    base = char_model.parent / "base"
+    splits = _splits(tmp_path / "s.yaml", TRAIN_IDS, DEV_IDS)
+    common = dict(epochs=1, max_steps=40, augment=0, rare_label_min=0)
+    plain = finetune(None, _overrides(base, splits, tmp_path / "plain", **common))
+    student = finetune(None, _overrides(base, splits, tmp_path / "student", teacher=str(char_model), kd_alpha=1.0,
+                                        **common))
+    log = json.loads((student / "train_log.json").read_text(encoding="utf-8"))
+    assert log["config"]["teacher"] == str(char_model)
+    assert _mean_kl(student, char_model, docs) < 0.5 * _mean_kl(plain, char_model, docs)
+
+
+def test_a_teacher_with_other_labels_is_refused(char_model, tmp_path):
+    import shutil
+
+    from govfacts.train.finetune import load_teacher
+
+    other = tmp_path / "other"
+    shutil.copytree(char_model, other)
+    conf = json.loads((other / "config.json").read_text(encoding="utf-8"))
+    conf["id2label"] = {k: conf["id2label"][str(len(conf["id2label"]) - 1 - int(k))] for k in conf["id2label"]}
+    conf["label2id"] = {v: int(k) for k, v in conf["id2label"].items()}
+    (other / "config.json").write_text(json.dumps(conf), encoding="utf-8")
+    with pytest.raises(ValueError, match="labels differ"):
+        load_teacher(str(other), LABELS, None)
+    with pytest.raises(ValueError, match="hint types"):
+        load_teacher(str(char_model), LABELS, 999)

@@ -140,6 +140,16 @@ def plan(cfg: CrossvalSettings) -> Plan:
     return Plan(groups=groups, folds=make_folds(groups, cfg.folds), always=always)
 
 
+def fold_recipe(recipe: dict, fold: int, seed: int) -> dict:
+    """A recipe's fine-tuning overrides for one (fold, seed): a distillation teacher is named per fold, as
+    `…/base-f{fold}-s{seed}/model` (the fold models a run kept), since a teacher must not have seen the held-out
+    agencies either."""
+    out = dict(recipe)
+    if out.get("teacher"):
+        out["teacher"] = str(out["teacher"]).format(fold=fold, seed=seed)
+    return out
+
+
 def run_one(cfg: CrossvalSettings, p: Plan, recipe: str, fold: int, seed: int, out: Path) -> dict:
     """Fine-tune `recipe` without fold `fold`, calibrate on the inner dev, score tagger and rules on the fold."""
     held = p.folds[fold]
@@ -153,8 +163,8 @@ def run_one(cfg: CrossvalSettings, p: Plan, recipe: str, fold: int, seed: int, o
     splits.write_text(yaml.safe_dump({"train": train_ids, "dev": ids(dev_groups), "test": []}, allow_unicode=True),
                       encoding="utf-8")
     model_dir = run_dir / "model"
-    over = {**(cfg.recipes[recipe] or {}), "annotations": str(resolve(cfg.annotations)), "splits": str(splits),
-            "output_dir": str(model_dir), "seed": int(seed), "progress": False}
+    over = {**fold_recipe(cfg.recipes[recipe] or {}, fold, seed), "annotations": str(resolve(cfg.annotations)),
+            "splits": str(splits), "output_dir": str(model_dir), "seed": int(seed), "progress": False}
     finetune(None, over)
     if cfg.calibrate:
         calibrate(model_dir, resolve(cfg.annotations), splits, "dev", run_dir / "calibration", int8=False)

@@ -27,6 +27,7 @@ import yaml
 
 from govfacts.annotations import load_split
 from govfacts.atomic import replace_dir
+from govfacts.infer.checkpoint import load_torch_model
 from govfacts.infer.hints import enable_hints, hint_vocab
 from govfacts.infer.rules import RuleExtractor
 from govfacts.infer.tagger import Tagger, available_cpus
@@ -78,6 +79,9 @@ class FinetuneSettings:
     hint_quantities: bool
     hint_vetoes: bool
     select_from_epoch: int
+    teacher: Optional[str] = None
+    kd_alpha: float = 0.5
+    kd_temperature: float = 2.0
 
 
 def load_config(config_path: str | Path | None = None, overrides: Optional[dict] = None) -> FinetuneSettings:
@@ -173,6 +177,57 @@ def _collate(rows: list[dict], pad_id: int):
     return ids, mask, types, labels
 
 
+def _teacher_logits(teacher, rows: list[dict], pad_id: int, batch_size: int = 64) -> list:
+    """The teacher's logits of every training window, computed once (float16, one [tokens, tags] array per
+    row): the windows and their hints are fixed for the whole run, so the teacher need not run every epoch."""
+    import torch
+
+    out: list = [None] * len(rows)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+    with torch.no_grad():
+        for b in range(0, len(order), batch_size):
+            idx = order[b:b + batch_size]
+            ids, mask, types, _ = _collate([rows[i] for i in idx], pad_id)
+            logits = teacher(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.float().numpy()
+            for j, i in enumerate(idx):
+                out[i] = logits[j, :len(rows[i]["input_ids"])].astype(np.float16)
+    return out
+
+
+def _padded(arrays: list, width: int):
+    import torch
+
+    t = torch.zeros((len(arrays), width, arrays[0].shape[-1]), dtype=torch.float32)
+    for i, a in enumerate(arrays):
+        t[i, :len(a)] = torch.from_numpy(a.astype(np.float32))
+    return t
+
+
+def distillation_loss(student, teacher, labels, temperature: float):
+    """KL(teacher ‖ student) of the tag distributions softened by `temperature`, times T², over the tokens
+    that carry a label: the student learns how sure the teacher is between tags, not only its argmax."""
+    import torch
+
+    keep = labels.reshape(-1) != IGNORE_INDEX
+    s = torch.log_softmax(student.reshape(-1, student.shape[-1])[keep] / temperature, dim=-1)
+    t = torch.log_softmax(teacher.reshape(-1, teacher.shape[-1])[keep] / temperature, dim=-1)
+    if s.shape[0] == 0:
+        return student.sum() * 0.0
+    return torch.nn.functional.kl_div(s, t, log_target=True, reduction="batchmean") * temperature ** 2
+
+
+def load_teacher(spec: str, labels, type_vocab: Optional[int]):
+    """A fine-tuned tagger (directory) whose logits the student learns besides the gold tags; it must tag
+    with the same labels and read the same hint types."""
+    teacher = load_torch_model(str(resolve_model(spec)))
+    if dict(teacher.config.id2label) != {int(k): v for k, v in labels.id2label.items()}:
+        raise ValueError(f"teacher {spec}: its labels differ from configs/labels.yaml")
+    if type_vocab is not None and teacher.config.type_vocab_size != type_vocab:
+        raise ValueError(f"teacher {spec}: it reads {teacher.config.type_vocab_size} hint types, the student "
+                         f"{type_vocab}")
+    return teacher
+
+
 def _param_groups(model, cfg: dict) -> list[dict]:
     """No weight decay on biases and norms; the new head may get its own (higher) learning rate."""
     prefix = getattr(model, "base_model_prefix", "") + "."
@@ -256,6 +311,12 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
     counts = span_counts(train_docs, [r["labels"] for r in rows], list(data["copy"]), [r["labels"] for r in extra],
                          labels)
     rows += extra
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    soft = None
+    if cfg.teacher:
+        teacher = load_teacher(str(cfg.teacher), labels, model.config.type_vocab_size if hints else None)
+        soft = _teacher_logits(teacher, rows, pad_id, int(cfg.eval_batch_size))
+        del teacher
     class_weight = torch.ones(len(labels.bio_tags))
     class_weight[labels.label2id["O"]] = float(cfg.o_weight)
     bs = int(cfg.batch_size)
@@ -265,7 +326,6 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
         total = min(total, int(cfg.max_steps))
     optim = torch.optim.AdamW(_param_groups(model, cfg))
     sched = get_linear_schedule_with_warmup(optim, int(float(cfg.warmup_ratio) * total), max(1, total))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     gen = torch.Generator().manual_seed(int(cfg.seed))
     tagger = Tagger(model, tokenizer, name=out_dir.name, max_len=max_len, stride=stride,
                     batch_size=int(cfg.eval_batch_size), num_threads=cfg.num_threads)
@@ -283,10 +343,15 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
         bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", unit="batch", file=sys.stderr,
                    disable=not cfg.progress, dynamic_ncols=True, leave=False)
         for b in bar:
-            ids, mask, types, lab = _collate([rows[i] for i in order[b:b + bs]], pad_id)
+            batch = order[b:b + bs]
+            ids, mask, types, lab = _collate([rows[i] for i in batch], pad_id)
             logits = model(input_ids=ids, attention_mask=mask, **({"token_type_ids": types} if hints else {})).logits
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
                                                      weight=class_weight, ignore_index=IGNORE_INDEX)
+            if soft is not None:
+                a = float(cfg.kd_alpha)
+                loss = (1 - a) * loss + a * distillation_loss(logits, _padded([soft[i] for i in batch], ids.shape[1]),
+                                                              lab, float(cfg.kd_temperature))
             loss.backward()
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.max_grad_norm))
