@@ -80,8 +80,8 @@ class FinetuneSettings:
     hint_vetoes: bool
     select_from_epoch: int
     teacher: Optional[str] = None
-    kd_alpha: float = 0.5
-    kd_temperature: float = 2.0
+    kd_alpha: float = 0.9
+    kd_temperature: float = 1.0
 
 
 def load_config(config_path: str | Path | None = None, overrides: Optional[dict] = None) -> FinetuneSettings:
