@@ -84,6 +84,17 @@ def reexec(isa: str) -> None:
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
+def add_option(ap, what: str = "every run") -> None:
+    """The `--isa` option of a benchmark's argument parser."""
+    ap.add_argument("--isa", choices=ISAS, default="native",
+                    help=f"avx2: {what} as on a plain AVX2 CPU (bench/isa.py; needs CPUID faulting)")
+
+
+def hidden_note(cpu: dict) -> str:
+    """What a benchmark prints after the CPU's flags: the ones its CPUID hides from this process, if any."""
+    return f"; hidden from CPUID (--isa {current()}): {cpu['hidden_flags']}" if cpu.get("hidden_flags") else ""
+
+
 def current() -> str:
     """The instruction set this process was started with by `reexec` (`native` otherwise)."""
     return os.environ.get(MARK, "native")

@@ -239,8 +239,7 @@ def main(argv=None) -> None:
                     "larger sizes")
     ap.add_argument("--extra", default="", help="more `govfacts extract` options, e.g. '--workers 1'")
     ap.add_argument("--f1", action="store_true", help="also dev-split F1 of fp32 vs int8 (trained tagger only)")
-    ap.add_argument("--isa", choices=isa.ISAS, default="native",
-                    help="avx2: run as on a plain AVX2 CPU (bench/isa.py; needs CPUID faulting)")
+    isa.add_option(ap, "the whole run")
     ap.add_argument("--json", default=None, help="write all numbers here")
     a = ap.parse_args(argv)
     isa.reexec(a.isa)
@@ -268,7 +267,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(threads)
         cpu = cpu_info()
         print(f"CPU {cpu['model']} ({cpu['cpus']} CPUs; {cpu['simd_flags']})"
-              + (f"; hidden from CPUID (--isa {a.isa}): {cpu['hidden_flags']}" if cpu["hidden_flags"] else ""))
+              + isa.hidden_note(cpu))
         print(f"model {model} (trained: {trained}); torch {torch.__version__}, {threads} threads; "
               f"1x = {corpora[min(corpora)][1]:,} chars in {len(list(corpora[min(corpora)][0].glob('*.txt')))} files")
         warm_onnx(model, variants)

@@ -114,8 +114,7 @@ def main(argv=None) -> None:
     ap.add_argument("--variants", default="auto,torch-int8", help="auto (the default) or RUNTIME-int8/fp32, "
                     "each optionally @wN (--workers N), e.g. auto,auto@w0")
     ap.add_argument("--repeat", type=int, default=1, help="runs per row, best kept (naive at sizes > 1: once)")
-    ap.add_argument("--isa", choices=isa.ISAS, default="native",
-                    help="avx2: every run as on a plain AVX2 CPU (bench/isa.py; needs CPUID faulting)")
+    isa.add_option(ap, "every run (naive pipeline included)")
     ap.add_argument("--json")
     ap.add_argument("--naive-child", nargs=3, metavar=("MODEL", "CORPUS", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -128,7 +127,7 @@ def main(argv=None) -> None:
     naive_models = [a.model] + [m for m in a.naive_models.split(",") if m and m != a.model]
     info = cpu_info()
     print(f"CPU: {info['model']}, {info['cpus']} CPUs, SIMD: {info['simd_flags']} (AVX-512: {info['avx512']})"
-          + (f"; hidden from CPUID (--isa {a.isa}): {info['hidden_flags']}" if info["hidden_flags"] else ""))
+          + isa.hidden_note(info))
     work = Path(tempfile.mkdtemp(prefix="govfacts-bench-"))
     results = []
     try:
@@ -185,8 +184,8 @@ def main(argv=None) -> None:
               f"{' | '.join(ratios)} | {r['peak_rss_mb']} |")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"cpu": info, "isa": isa.current(), "results": results}, ensure_ascii=False, indent=1),
-                                encoding="utf-8")
+        Path(a.json).write_text(json.dumps({"cpu": info, "isa": isa.current(), "results": results},
+                                           ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":
