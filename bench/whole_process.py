@@ -111,6 +111,9 @@ def main(argv=None) -> None:
     ap.add_argument("--naive-models", default="",
                     help="comma-separated further weights the naive pipeline also runs with (e.g. the previous "
                          "default), each its own row and ratio column; it always runs with --model")
+    ap.add_argument("--also-models", default="",
+                    help="comma-separated further weights `govfacts extract` also runs with (e.g. a distilled "
+                         "student beside the default), each variant its own row, in turn with the others")
     ap.add_argument("--variants", default="auto,torch-int8", help="auto (the default) or RUNTIME-int8/fp32, "
                     "each optionally @wN (--workers N), e.g. auto,auto@w0")
     ap.add_argument("--repeat", type=int, default=1, help="runs per row, best kept (naive at sizes > 1: once)")
@@ -125,6 +128,7 @@ def main(argv=None) -> None:
     naive_sizes = [int(x) for x in a.naive_sizes.split(",") if x]
     variants = [v for v in a.variants.split(",") if v]
     naive_models = [a.model] + [m for m in a.naive_models.split(",") if m and m != a.model]
+    govfacts_models = [a.model] + [m for m in a.also_models.split(",") if m and m != a.model]
     info = cpu_info()
     print(f"CPU: {info['model']}, {info['cpus']} CPUs, SIMD: {info['simd_flags']} (AVX-512: {info['avx512']})"
           + isa.hidden_note(info))
@@ -135,7 +139,8 @@ def main(argv=None) -> None:
         one.mkdir()
         shutil.copy(ROOT / "data" / "samples" / "hrss-zhengzhou-2017.txt", one)
         # the runtime choice (and ONNX export) a machine makes once: before the timed runs
-        warm = timed([*GOVFACTS, "extract", str(one), "-o", str(work / "warm.jsonl"), "-q", "-v", "-m", a.model])
+        for m in govfacts_models:
+            warm = timed([*GOVFACTS, "extract", str(one), "-o", str(work / "warm.jsonl"), "-q", "-v", "-m", m])
         start = timed([*GOVFACTS, "extract", str(one), "-o", str(work / "one.jsonl"), "-q", "-m", a.model])
         print(f"start-up: `govfacts extract` over one {len((one / 'hrss-zhengzhou-2017.txt').read_text())}-char "
               f"report, whole process: {start['seconds']} s")
@@ -150,8 +155,9 @@ def main(argv=None) -> None:
                     rows.append((naive_name(m, a.model), [PY, str(Path(__file__).resolve()), "--naive-child", m,
                                                           str(corpus), str(work / f"naive{k}-{size}.jsonl")], True))
             if size in sizes:
-                rows += [(f"govfacts {v}", [*GOVFACTS, "extract", str(corpus), "-o", str(work / f"{v}-{size}.jsonl"),
-                                            "-q", "-m", a.model, *variant_args(v)], False) for v in variants]
+                rows += [(f"govfacts {v}" + ("" if m == a.model else f" ({Path(m).name})"),
+                          [*GOVFACTS, "extract", str(corpus), "-o", str(work / f"{v}-{k}-{size}.jsonl"), "-q", "-m", m,
+                           *variant_args(v)], False) for k, m in enumerate(govfacts_models) for v in variants]
             best: dict[str, dict] = {}
             for rep in range(a.repeat):
                 for name, cmd, naive in rows:
@@ -184,7 +190,9 @@ def main(argv=None) -> None:
               f"{' | '.join(ratios)} | {r['peak_rss_mb']} |")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"cpu": info, "isa": isa.current(), "results": results},
+        Path(a.json).write_text(json.dumps({"cpu": info, "isa": isa.current(), "model": a.model,
+                                            "naive_models": naive_models, "govfacts_models": govfacts_models,
+                                            "results": results},
                                            ensure_ascii=False, indent=1), encoding="utf-8")
 
 

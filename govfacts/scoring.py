@@ -217,6 +217,42 @@ def bootstrap_interval(matches: list[FactMatch], doc_ids: list[str], samples: in
             "samples": samples, "level": level}
 
 
+def ece_interval(matches: list[FactMatch], doc_ids: list[str], bins: int = 10, samples: int = BOOTSTRAP_SAMPLES,
+                 seed: int = 0, level: float = 0.95) -> dict:
+    """How far a split of a few reports can pin an ECE (the bins of `calibration`) down, two ways:
+    `low`/`high`, the percentile interval over documents drawn with replacement (it sits above the estimate:
+    resampling adds noise, and noise only raises an ECE); and `calibrated_high`, the ECE a perfectly
+    calibrated extractor would still show at `level` with these very confidences, each fact right with the
+    probability it states (consistency resampling, Bröcker & Smith 2007). An ECE below `calibrated_high`
+    is within what chance alone gives at this size."""
+    import numpy as np
+
+    index = {d: i for i, d in enumerate(doc_ids)}
+    preds = [(index[m.doc_id], m.pred.score, m.kind == "tp") for m in matches if m.pred is not None]
+    if not doc_ids or not preds:
+        return {"ece": None, "low": None, "high": None, "calibrated_median": None, "calibrated_high": None, "samples": 0}
+    doc, conf, right = (np.array(x, dtype=float) for x in zip(*preds))
+    b = np.array([next(k for k in range(bins) if k / bins <= c < (k + 1) / bins or k == bins - 1) for c in conf])
+    onehot = np.eye(bins)[b]  # [facts, bins]
+
+    def ece(conf_sum, right_sum, n):
+        return np.abs(right_sum - conf_sum).sum(axis=-1) / np.maximum(n, 1)
+
+    per_doc = np.zeros((len(doc_ids), bins, 2))  # summed confidence, right ones per document and bin
+    np.add.at(per_doc, (doc.astype(int), b), np.stack([conf, right], axis=1))
+    counts = np.bincount(doc.astype(int), minlength=len(doc_ids))
+    idx = _resample(len(doc_ids), samples, seed)
+    t = per_doc[idx].sum(axis=1)
+    boot = ece(t[..., 0], t[..., 1], counts[idx].sum(axis=1))
+    draws = np.random.default_rng(seed).random((samples, len(conf))) < conf  # outcomes as the confidences say
+    chance = ece(conf @ onehot, draws.astype(float) @ onehot, len(conf))
+    a = (1 - level) / 2
+    return {"ece": float(ece(conf @ onehot, right @ onehot, len(conf))), "low": float(np.quantile(boot, a)),
+            "high": float(np.quantile(boot, 1 - a)), "calibrated_median": float(np.median(chance)),
+            "calibrated_high": float(np.quantile(chance, level)),
+            "samples": samples, "level": level}
+
+
 def paired_bootstrap(a: list[FactMatch], b: list[FactMatch], doc_ids: list[str], samples: int = BOOTSTRAP_SAMPLES,
                      seed: int = 0, level: float = 0.95) -> dict:
     """Fact F1 of A minus that of B on the same resampled documents: the difference, its percentile

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from govfacts.claims import sentence_bounds
+from govfacts.claims import NEGATION, SENT_ENDS, sentence_bounds
 
 _lock = threading.Lock()
 _loaded: list = []  # the initialised jieba module, once loaded
@@ -57,17 +57,28 @@ def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
     return s, e
 
 
+def may_be_zero_claim(text: str, start: int, end: int) -> bool:
+    """Could [start, end), or any widening of it within its sentence, be kept as a zero claim? Only with a
+    negation cue in its sentence before `end` (decoding keeps a free span only after such a cue,
+    `decode.is_zero_claim_site`)."""
+    a = end
+    while a > 0 and text[a - 1] not in SENT_ENDS:
+        a -= 1
+    return bool(NEGATION.search(text, a, end))
+
+
 def snap_free_spans(text: str, found, candidates, phrases=()) -> list:
     """Spans (start, end, label, score) that overlap no quantity candidate are snapped to words;
     fragments that then overlap are merged (label and score of the most confident one). A span that
     overlaps one of `phrases` (the rules' zero-claim phrases, whose bounds `hints.snap_to_phrases` gives
-    it next) is left as it is: most zero claims are such, so most documents never need jieba."""
+    it next) is left as it is: most zero claims are such, so most documents never need jieba. Nor is a
+    fragment that no negation cue precedes (`行` of `行政行为`): decoding drops it whatever its bounds."""
     in_cand = [False] * (len(text) + 1)
     for s, e in list(candidates) + list(phrases):
         in_cand[s:e] = [True] * (e - s)
     out = []
     for s, e, lab, score in sorted(found):
-        if not any(in_cand[s:e]):
+        if not any(in_cand[s:e]) and may_be_zero_claim(text, s, e):
             s, e = snap_to_words(text, s, e)
         if out and s < out[-1][1]:
             ps, pe, plab, pscore = out[-1]

@@ -316,3 +316,20 @@ def test_a_short_read_whose_zero_claims_are_rules_phrases_never_loads_jieba(samp
     out = subprocess.run([sys.executable, "-c", code, str(samples / "hrss-zhengzhou-2017.txt")],
                          capture_output=True, text=True, check=True).stdout.split()
     assert int(out[0]) > 0 and out[1] == "False"
+
+
+def test_a_fragment_no_negation_precedes_is_not_snapped(monkeypatch):
+    """Decoding drops a free span with no negation cue before it in its sentence, whatever its bounds, so it
+    is not widened to words (which would load jieba for nothing)."""
+    import govfacts.infer.words as words
+    from govfacts.infer.decode import is_zero_claim_site
+
+    t = "行政诉讼案7起，维持具体行政行为或者驳回原告诉讼请求5起。没有发生行政复议。"
+    frag = (t.index("行为"), t.index("行为") + 1, "LAWSUITS", .4)  # `行` of `行政行为`
+    zero = (t.index("政复议"), t.index("政复议") + 3, "RECONSIDERATIONS", .7)  # `政复议` after 没有发生
+    assert not words.may_be_zero_claim(t, *frag[:2]) and words.may_be_zero_claim(t, *zero[:2])
+    assert not any(is_zero_claim_site(t, s, e) for s in range(0, frag[0] + 1) for e in range(frag[1], t.index("。")))
+    calls = []
+    monkeypatch.setattr(words, "snap_to_words", lambda text, s, e: calls.append((s, e)) or (s - 1, e))
+    assert words.snap_free_spans(t, [frag, zero], [], []) == [frag, (zero[0] - 1, zero[1], *zero[2:])]
+    assert calls == [zero[:2]]

@@ -144,6 +144,34 @@ def test_bootstrap_interval_and_paired_comparison():
     assert not paired_bootstrap(near, half, ids, samples=1000)["a_better"]
 
 
+def test_ece_interval_over_documents():
+    """The point estimate is `calibration`'s ECE; the interval widens with fewer documents and is zero-width
+    where every document is calibrated alike."""
+    from govfacts.scoring import FactMatch, ece_interval
+
+    g = Span(0, 2, "FEES", "0元")
+
+    def matches(ids, n_right):  # each document: one fact at 0.75 confidence, right on the first n_right
+        return [FactMatch(d, g, Span(0, 2, "FEES", "0元", 0.75), "tp" if i < n_right else "fp")
+                for i, d in enumerate(ids)]
+
+    ids = [f"d{i}" for i in range(8)]
+    m = matches(ids, 6)  # 75 % right at 0.75: calibrated
+    ci = ece_interval(m, ids, samples=500)
+    assert ci["ece"] == pytest.approx(calibration(m)["ece"]) == pytest.approx(0.0)
+    assert ci["low"] == pytest.approx(0.0) and ci["high"] > 0.1  # 8 documents cannot rule a large error out
+    many = [f"d{i}" for i in range(400)]
+    wide, narrow = ci["high"] - ci["low"], (lambda c: c["high"] - c["low"])(ece_interval(matches(many, 300), many,
+                                                                                          samples=500))
+    assert narrow < wide / 2
+    mixed = matches(ids, 2) + [FactMatch("d0", g, Span(3, 5, "FEES", "1元", 0.15), "fp")]
+    assert ece_interval(mixed, ids, samples=100)["ece"] == pytest.approx(calibration(mixed)["ece"])
+    assert ece_interval([], ids)["ece"] is None
+    # chance alone: 8 facts at 0.75 give a sizeable ECE even when calibrated; 400 facts a small one
+    few, lots = ci["calibrated_high"], ece_interval(matches(many, 300), many, samples=500)["calibrated_high"]
+    assert few > 0.2 and lots < 0.1 and lots < few
+
+
 def test_report_prints_intervals_and_claims_only_what_they_show(tmp_path):
     res = CliRunner().invoke(app, ["evaluate", "--gold", "annotations", "--split", "test", "-m", "rules",
                                    "-m", "rules", "--out", str(tmp_path)])
@@ -152,5 +180,7 @@ def test_report_prints_intervals_and_claims_only_what_they_show(tmp_path):
     (name,) = rep["models"]  # the same extractor twice is one model
     ci = rep["models"][name]["fact_interval"]
     assert ci["low"] <= rep["models"][name]["fact"]["f1"] <= ci["high"]
+    ece = rep["models"][name]["calibration"]
+    assert ece["ece"] <= ece["interval"]["high"] and ece["interval"]["calibrated_high"] > 0
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "fact F1 95 % CI" in md
+    assert "fact F1 95 % CI" in md and "ECE 95 % CI" in md

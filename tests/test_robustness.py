@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from govfacts.annotations import load_split
 from govfacts.cli import app
-from govfacts.evaluate.robustness import REWRITES, Case, load_distractors, run, sentence_cases, transform
+from govfacts.evaluate.robustness import REWRITES, Case, load_distractors, markdown, run, sentence_cases, transform
 from govfacts.infer.rules import RuleExtractor
 from govfacts.quantity import parse_quantity
 from govfacts.records import Span
@@ -58,12 +58,18 @@ def test_sentence_cases_of_the_gold_splits():
 def test_suite_runs_on_the_rules(tmp_path):
     docs = load_split("test")[:2]
     distractors = load_distractors()
-    assert len(distractors) >= 50 and all(not c.spans for c in distractors)
-    rep = run([RuleExtractor()], docs, distractors[:20])
+    assert len(distractors) >= 150 and all(not c.spans for c in distractors)
+    assert {c.source for c in distractors} == {"distractors.json", "distractors-2.json"}
+    assert len({c.case_id for c in distractors}) == len(distractors)
+    rep = run([RuleExtractor()], docs, distractors[:10] + distractors[-10:])
     (res,) = rep.models.values()
     assert rep.cases["original"] > 10 and set(res) >= {"original", "chinese_numerals", "traditional", "distractors"}
     assert res["traditional"]["f1"] == pytest.approx(res["traditional"]["original_f1"])  # the rules read simplified
-    assert 0 <= res["distractors"]["clean"] <= 1 and res["distractors"]["sentences"] == 20
+    d = res["distractors"]
+    assert 0 <= d["clean"] <= 1 and d["sentences"] == 20
+    assert {k: v["sentences"] for k, v in d["by_set"].items()} == {"distractors.json": 10, "distractors-2.json": 10}
+    assert d["false_facts"] == sum(v["false_facts"] for v in d["by_set"].values())
+    assert "| distractors: distractors-2.json | 10 |" in markdown(rep)
     res = CliRunner().invoke(app, ["robustness", "-m", "rules", "--split", "test", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "robustness.json").read_text(encoding="utf-8"))

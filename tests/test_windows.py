@@ -153,14 +153,16 @@ def test_unhedged_tagger_reads_hedged_claims_as_plain_ones(samples):
     from govfacts.infer.loader import InferSettings, load, taggers_in
 
     tagger = taggers_in(load(None, InferSettings.load()))[0]
-    hedged, plain = build_view("重要会议信息约32条,占8.83%;"), build_view("重要会议信息32条,占8.83%;")
+    sentence = "全年通过门户网站主动公开政府信息{}32条,占8.83%;"
+    hedged, plain = build_view(sentence.format("约")), build_view(sentence.format(""))
     tagger.options = dataclasses.replace(tagger.options, unhedged=True)
     (_, ids_h, _, types_h), = tagger.window_batches([hedged])
     (_, ids_p, _, types_p), = tagger.window_batches([plain])
     assert ids_h.tolist() == ids_p.tolist() and types_h.tolist() == types_p.tolist()
     probs_h, _ = tagger.view_probs([hedged])[0]
     probs_p, _ = tagger.view_probs([plain])[0]
-    assert probs_h[6].tolist() == probs_p[6].tolist()  # `约` takes the distribution `3` has written plainly
+    at = hedged.raw.index("约")
+    assert probs_h[at].tolist() == probs_p[at].tolist()  # `约` takes the distribution `3` has written plainly
     found_h, found_p = tagger.spans(hedged.raw), tagger.spans(plain.raw)
     assert found_p and [(s.label, s.text, s.score) for s in found_h] == \
         [(s.label, "约" + s.text, s.score) for s in found_p]

@@ -15,7 +15,8 @@ from govfacts.evaluate.tables import table_accuracy
 from govfacts.evaluate.render import HEAD, comparison_lines, headline_rows
 from govfacts.infer.api import extract_documents
 from govfacts.records import Document, Span
-from govfacts.scoring import FactMatch, bootstrap_interval, calibration, in_scope, paired_bootstrap, prf, score
+from govfacts.scoring import (FactMatch, bootstrap_interval, calibration, ece_interval, in_scope, paired_bootstrap, prf,
+                              score)
 
 
 def confusion(docs: list[AnnotatedDoc], preds: dict[str, list[Span]]) -> dict:
@@ -83,7 +84,8 @@ def evaluate_predictions(docs: list[AnnotatedDoc], preds: dict[str, list[Span]])
             "fact_interval": bootstrap_interval(s.matches, [d.doc_id for d in docs]),
             "fact_per_label": s.per_label_fact,
             "value_accuracy": s.value_accuracy, "qualifier_accuracy": s.qualifier_accuracy,
-            "calibration": calibration(s.matches), "confusion": confusion(docs, preds),
+            "calibration": {**calibration(s.matches), "interval": ece_interval(s.matches, [d.doc_id for d in docs])},
+            "confusion": confusion(docs, preds),
             "documents": per_document(s.matches, docs), "errors": errors(s.matches, docs)}
 
 

@@ -7,9 +7,9 @@ Each transformation rewrites every gold claim of a sentence it applies to — Ch
 `2.24万次`), a hedge (`约`), PDF spacing and a hard line break, traditional script — and moves the gold
 spans with it; the metric and value of each claim stay the same. A transformation is scored on the
 sentences it changed, by fact-level matching (same label, overlapping span, same value), against the
-same sentences untransformed (`original`). The distractor set (`annotations/robustness/distractors.json`:
-real sentences about social insurance, approvals, tourism …) is scored by the share of sentences that
-give no fact at all.
+same sentences untransformed (`original`). The distractor sets (`annotations/robustness/distractors*.json`:
+real sentences about social insurance, approvals, tourism …, never trained on) are scored by the share of
+sentences that give no fact at all, over all sets and per set.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from govfacts.records import Document, Span
 from govfacts.numforms import REWRITES, Rewrite
 from govfacts.scoring import match_spans, prf_of
 
-DISTRACTORS = ANNOTATIONS / "robustness" / "distractors.json"
+DISTRACTORS = ANNOTATIONS / "robustness"  # distractors.json, distractors-2.json, … (collected from disjoint pages)
 @dataclass
 class Case:
     """One sentence with its gold claims (offsets into `text`)."""
@@ -36,6 +36,7 @@ class Case:
     case_id: str
     text: str
     spans: list[Span]
+    source: str = ""  # the file a distractor comes from (per-set scores)
 
 
 @lru_cache(maxsize=1)
@@ -102,16 +103,27 @@ def score_cases(extractor, cases: Sequence[Case]) -> dict:
 
 
 def load_distractors(path: Path = DISTRACTORS) -> list[Case]:
-    return [Case(d.doc_id, d.text, []) for d in map(task_to_doc, read_tasks(path))]
+    """The sentences of one distractor file, or of every `distractors*.json` of a directory."""
+    files = sorted(path.glob("distractors*.json"), key=lambda f: (len(f.name), f.name)) if path.is_dir() else [path]
+    return [Case(d.doc_id, d.text, [], f.name) for f in files for d in map(task_to_doc, read_tasks(f))]
 
 
 def distractor_score(extractor, cases: Sequence[Case]) -> dict:
     preds = _facts(extractor, cases)
     hits = {k: v for k, v in preds.items() if v}
-    return {"sentences": len(cases), "clean": 1 - len(hits) / max(1, len(cases)),
-            "false_facts": sum(map(len, hits.values())),
-            "examples": [{"case": k, "text": next(c.text for c in cases if c.case_id == k),
-                          "facts": [(s.label, s.text) for s in v]} for k, v in list(hits.items())[:20]]}
+
+    def summary(ids: list[str]) -> dict:
+        hit = [k for k in ids if k in hits]
+        return {"sentences": len(ids), "clean": 1 - len(hit) / max(1, len(ids)),
+                "false_facts": sum(len(hits[k]) for k in hit)}
+
+    out = summary([c.case_id for c in cases])
+    sets = list(dict.fromkeys(c.source for c in cases))
+    if len(sets) > 1:
+        out["by_set"] = {s: summary([c.case_id for c in cases if c.source == s]) for s in sets}
+    out["examples"] = [{"case": k, "text": next(c.text for c in cases if c.case_id == k),
+                        "facts": [(s.label, s.text) for s in v]} for k, v in list(hits.items())[:20]]
+    return out
 
 
 @dataclass
@@ -156,4 +168,8 @@ def markdown(rep: RobustnessReport) -> str:
         lines.append(f"| distractors: share without a fact | {d0['sentences']} | " + " | ".join(
             f"{rep.models[m]['distractors']['clean']:.3f} ({rep.models[m]['distractors']['false_facts']} facts)"
             for m in names) + " |")
+        for s, n in ((s, v["sentences"]) for s, v in d0.get("by_set", {}).items()):
+            lines.append(f"| distractors: {s} | {n} | " + " | ".join(
+                f"{rep.models[m]['distractors']['by_set'][s]['clean']:.3f} "
+                f"({rep.models[m]['distractors']['by_set'][s]['false_facts']} facts)" for m in names) + " |")
     return "\n".join(lines)
