@@ -140,12 +140,11 @@ def main(argv=None) -> None:
         shutil.copy(ROOT / "data" / "samples" / "hrss-zhengzhou-2017.txt", one)
         # the runtime choice (and ONNX export) a machine makes once: before the timed runs
         for m in govfacts_models:
-            warm = timed([*GOVFACTS, "extract", str(one), "-o", str(work / "warm.jsonl"), "-q", "-v", "-m", m])
+            timed([*GOVFACTS, "extract", str(one), "-o", str(work / "warm.jsonl"), "-q", "-v", "-m", m])
         start = timed([*GOVFACTS, "extract", str(one), "-o", str(work / "one.jsonl"), "-q", "-m", a.model])
         print(f"start-up: `govfacts extract` over one {len((one / 'hrss-zhengzhou-2017.txt').read_text())}-char "
               f"report, whole process: {start['seconds']} s")
         results.append({"path": "start-up (one short report)", **{k: v for k, v in start.items() if k != "stdout"}})
-        del warm
         for size in sorted(set(sizes) | set(naive_sizes)):
             corpus = work / f"x{size}"
             chars = build_corpus(corpus, 4 * size)

@@ -153,14 +153,26 @@ def score(docs: list[AnnotatedDoc], preds: dict[str, list[Span]]) -> Scores:
 
 # -- calibration, confusion, per-document scores ------------------------------------------------------
 
+def calibration_bin(confidence: float, bins: int = 10) -> Optional[int]:
+    """The equal-width bin of a confidence (1.0 in the last one; None outside [0, 1])."""
+    for b in range(bins):
+        if b / bins <= confidence < (b + 1) / bins or (b == bins - 1 and confidence == 1.0):
+            return b
+    return None
+
+
 def calibration(matches: list[FactMatch], bins: int = 10) -> dict:
     """Expected calibration error of predicted facts: confidence vs the share that is right, in equal-width bins."""
     preds = [(m.pred.score, m.kind == "tp") for m in matches if m.pred is not None]
+    by_bin: list[list] = [[] for _ in range(bins)]
+    for c, ok in preds:
+        b = calibration_bin(c, bins)
+        if b is not None:
+            by_bin[b].append((c, ok))
     table = []
     ece = 0.0
-    for b in range(bins):
+    for b, inside in enumerate(by_bin):
         lo, hi = b / bins, (b + 1) / bins
-        inside = [(c, ok) for c, ok in preds if (lo <= c < hi) or (b == bins - 1 and c == 1.0)]
         if not inside:
             table.append({"bin": [lo, hi], "count": 0, "confidence": None, "accuracy": None})
             continue
@@ -231,16 +243,20 @@ def ece_interval(matches: list[FactMatch], doc_ids: list[str], bins: int = 10, s
     preds = [(index[m.doc_id], m.pred.score, m.kind == "tp") for m in matches if m.pred is not None]
     if not doc_ids or not preds:
         return {"ece": None, "low": None, "high": None, "calibrated_median": None, "calibrated_high": None, "samples": 0}
-    doc, conf, right = (np.array(x, dtype=float) for x in zip(*preds))
-    b = np.array([next(k for k in range(bins) if k / bins <= c < (k + 1) / bins or k == bins - 1) for c in conf])
-    onehot = np.eye(bins)[b]  # [facts, bins]
+    doc = np.array([d for d, _, _ in preds])
+    conf, right = (np.array(x, dtype=float) for x in list(zip(*preds))[1:])
+    onehot = np.zeros((len(preds), bins))  # [facts, bins], the bins of `calibration` (a row of zeros outside them)
+    for i, c in enumerate(conf):
+        b = calibration_bin(c, bins)
+        if b is not None:
+            onehot[i, b] = 1
 
     def ece(conf_sum, right_sum, n):
         return np.abs(right_sum - conf_sum).sum(axis=-1) / np.maximum(n, 1)
 
     per_doc = np.zeros((len(doc_ids), bins, 2))  # summed confidence, right ones per document and bin
-    np.add.at(per_doc, (doc.astype(int), b), np.stack([conf, right], axis=1))
-    counts = np.bincount(doc.astype(int), minlength=len(doc_ids))
+    np.add.at(per_doc, doc, onehot[:, :, None] * np.stack([conf, right], axis=1)[:, None, :])
+    counts = np.bincount(doc, minlength=len(doc_ids))
     idx = _resample(len(doc_ids), samples, seed)
     t = per_doc[idx].sum(axis=1)
     boot = ece(t[..., 0], t[..., 1], counts[idx].sum(axis=1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from govfacts.claims import NEGATION, SENT_ENDS, sentence_bounds
+from govfacts.claims import NEGATION, sentence_bounds
 
 _lock = threading.Lock()
 _loaded: list = []  # the initialised jieba module, once loaded
@@ -61,9 +61,7 @@ def may_be_zero_claim(text: str, start: int, end: int) -> bool:
     """Could [start, end), or any widening of it within its sentence, be kept as a zero claim? Only with a
     negation cue in its sentence before `end` (decoding keeps a free span only after such a cue,
     `decode.is_zero_claim_site`)."""
-    a = end
-    while a > 0 and text[a - 1] not in SENT_ENDS:
-        a -= 1
+    a, _ = sentence_bounds(text, start, end)
     return bool(NEGATION.search(text, a, end))
 
 

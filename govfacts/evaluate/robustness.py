@@ -168,8 +168,8 @@ def markdown(rep: RobustnessReport) -> str:
         lines.append(f"| distractors: share without a fact | {d0['sentences']} | " + " | ".join(
             f"{rep.models[m]['distractors']['clean']:.3f} ({rep.models[m]['distractors']['false_facts']} facts)"
             for m in names) + " |")
-        for s, n in ((s, v["sentences"]) for s, v in d0.get("by_set", {}).items()):
-            lines.append(f"| distractors: {s} | {n} | " + " | ".join(
+        for s, v in d0.get("by_set", {}).items():
+            lines.append(f"| distractors: {s} | {v['sentences']} | " + " | ".join(
                 f"{rep.models[m]['distractors']['by_set'][s]['clean']:.3f} "
                 f"({rep.models[m]['distractors']['by_set'][s]['false_facts']} facts)" for m in names) + " |")
     return "\n".join(lines)
