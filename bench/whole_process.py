@@ -94,9 +94,14 @@ def naive_name(model: str, default: str) -> str:
 
 
 def variant_args(variant: str) -> list[str]:
-    """`auto` (the configured defaults) or `RUNTIME-int8|fp32`, optionally `@wN`: `--workers N`."""
-    variant, _, workers = variant.partition("@w")
-    extra = ["--workers", workers] if workers else []
+    """`auto` (the configured defaults) or `RUNTIME-int8|fp32`, each optionally followed by `@wN`
+    (`--workers N`) and `@bN` (`--batch-size N`), e.g. `auto@w0`, `auto@b16`, `onnx-int8@w2@b8`."""
+    variant, *options = variant.split("@")
+    extra = []
+    for o in options:
+        if o[:1] not in ("w", "b") or not o[1:].isdigit():
+            raise ValueError(f"variant option {o!r}: expected wN (workers) or bN (batch size)")
+        extra += ["--workers" if o[0] == "w" else "--batch-size", o[1:]]
     if variant == "auto":
         return extra
     runtime, _, weights = variant.rpartition("-")
@@ -115,7 +120,7 @@ def main(argv=None) -> None:
                     help="comma-separated further weights `govfacts extract` also runs with (e.g. a distilled "
                          "student beside the default), each variant its own row, in turn with the others")
     ap.add_argument("--variants", default="auto,torch-int8", help="auto (the default) or RUNTIME-int8/fp32, "
-                    "each optionally @wN (--workers N), e.g. auto,auto@w0")
+                    "each optionally @wN (--workers N) and @bN (--batch-size N), e.g. auto,auto@w0,auto@b16")
     ap.add_argument("--repeat", type=int, default=1, help="runs per row, best kept (naive at sizes > 1: once)")
     isa.add_option(ap, "every run (naive pipeline included)")
     ap.add_argument("--json")

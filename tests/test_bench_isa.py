@@ -73,3 +73,14 @@ def test_a_real_segmentation_fault_still_reaches_the_programs_handler(avx2_env):
 def test_an_unknown_instruction_set_is_refused():
     with pytest.raises(ValueError, match="unknown instruction set"):
         isa.environment("sse2")
+
+
+def test_whole_process_variants_name_runtime_workers_and_batch_size():
+    spec = importlib.util.spec_from_file_location("govfacts_bench_whole", ROOT / "bench" / "whole_process.py")
+    whole = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(whole)  # it puts bench/ on sys.path for its siblings, as its own script would
+    assert whole.variant_args("auto") == []
+    assert whole.variant_args("auto@w0@b16") == ["--workers", "0", "--batch-size", "16"]
+    assert whole.variant_args("onnx-int8@b8") == ["--runtime", "onnx", "--int8", "--batch-size", "8"]
+    with pytest.raises(ValueError, match="wN"):
+        whole.variant_args("auto@x3")

@@ -225,3 +225,18 @@ def test_a_dead_worker_loses_nothing(tmp_path, samples, monkeypatch):
     assert (tmp_path / "died").exists()  # a worker did die
     assert res.documents == 6 and not res.failures
     assert out.read_bytes() == ref.read_bytes() and not journal_path(out).exists()
+
+
+def test_batch_size_option_groups_windows_without_changing_float_facts(samples, tmp_path):
+    """`--batch-size` only regroups the tagger's windows: with float weights the facts are the same; 0 is a
+    usage error."""
+    keys = []
+    for n in (2, 8):
+        out = tmp_path / f"b{n}.jsonl"
+        res = runner.invoke(app, ["extract", str(samples / "hr-dongguan-2015.txt"), "-o", str(out), "-q", "--fp32",
+                                  "--runtime", "onnx", "--batch-size", str(n)])
+        assert res.exit_code == 0, res.output
+        keys.append([(f["metric"], f["start"], f["end"], f["value"]) for f in map(json.loads, out.open(encoding="utf-8"))])
+    assert keys[0] and keys[0] == keys[1]
+    bad = runner.invoke(app, ["extract", str(samples), "-o", str(tmp_path / "x.jsonl"), "--batch-size", "0"])
+    assert bad.exit_code == 2

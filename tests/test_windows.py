@@ -110,6 +110,7 @@ def test_focus_reads_only_around_candidates(samples):
     from govfacts.quantity import view_quantities
 
     tagger = taggers_in(load(None, InferSettings.load()))[0]
+    tagger.options = dataclasses.replace(tagger.options, focus=None)  # whole claim segments
     views = [build_view(f.read_text(encoding="utf-8")) for f in sorted(samples.glob("*.txt"))[:3]]
     full = sum(int(mask.sum()) for _, _, mask, _ in tagger.window_batches(views))
     tagger.options = dataclasses.replace(tagger.options, focus=(64, 24, 40))

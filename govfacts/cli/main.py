@@ -66,6 +66,8 @@ def extract(
                                         "quantisation or float32 (default: see bench/README.md)."),
     runtime: Optional[str] = typer.Option(None, "--runtime", help="Tagger encoder: auto (the fastest measured "
                                           "on this CPU), torch or onnx (ONNX Runtime); default: configs/infer.yaml."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Tagger windows per forward pass "
+                                             "(default: configs/infer.yaml `batch_size`)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Say which extractor and encoder runtime run, "
                                  "and why."),
 ) -> None:
@@ -78,7 +80,7 @@ def extract(
         raise typer.Exit(2)
     try:
         output_format(output)
-        settings = InferSettings.load(quantize=int8, runtime=runtime)
+        settings = InferSettings.load(quantize=int8, runtime=runtime, batch_size=batch_size)
         if engine == "ray":
             from govfacts.infer.ray_engine import run_ray  # optional: pip install 'govfacts[ray]'
 
