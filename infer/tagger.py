@@ -198,7 +198,8 @@ class Tagger:
         return self.spans_many([raw])[0]
 
     def spans_many(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Spans of several texts; windows of all texts are batched together, and so is decoding."""
+        """Spans of several texts; their windows are encoded in batches of one text each, and decoding of
+        all texts is batched together."""
         if self.options.anchor and sum(map(len, texts)) >= PREFETCH_WORDS_CHARS:
             prefetch_words()  # decoding may snap a zero-claim span to jieba words: load them while encoding
         views = [build_view(t) for t in texts]
@@ -252,8 +253,8 @@ class Tagger:
     def view_probs(self, views: Sequence[TextView]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per view: (probs [n_chars, n_tags], covered [n_chars]) merged over windows.
 
-        Windows of all views are sorted by token length and batched (length buckets: little
-        padding) and run on the chosen encoder with `num_threads` threads.
+        Each view's windows are sorted by token length and batched (little padding; `window_batches`)
+        and run on the chosen encoder with `num_threads` threads.
         """
         return self.merge_windows(views, self.window_logits(views))
 
@@ -272,15 +273,20 @@ class Tagger:
 
     def window_batches(self, views: Sequence[TextView]):
         """Yield (batch of windows, input_ids, attention_mask, token_type_ids): the padded int64 arrays
-        the encoder reads, windows sorted by token length so batches need little padding."""
+        the encoder reads, each view's windows sorted by token length so batches need little padding.
+
+        A batch never mixes two views: int8 encoders scale their activations per forward pass, so a
+        document's facts must not depend on which other documents share its run (a resumed run, a
+        subfolder, the same report in another corpus give the same facts)."""
         opts = self.options
-        items = []  # (view index, start, end, encoding)
         quantities = self.rules is not None and uses_quantity_hints(self.config)
         vetoes = quantities and uses_veto_hints(self.config)
         tag_ids = hint_vocab(self.tags, quantities, vetoes)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         for vi, view in enumerate(views):
             if not view.text:
                 continue
+            items = []  # (view index, start, end, encoding)
             hints = rule_hint_tags(view, self.rules) if self.rules is not None else None
             if quantities:
                 hints = quantity_hints(hints, view_quantities(view), self.rules.vetoed(view) if vetoes else [])
@@ -291,11 +297,22 @@ class Tagger:
                 if hints is not None:
                     enc["token_type_ids"] = hint_type_ids(enc["offsets"], hints[s:e], tag_ids)
                 items.append((vi, s, e, enc))
-        order = sorted(range(len(items)), key=lambda i: len(items[i][3]["input_ids"]), reverse=True)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        for b in range(0, len(order), opts.batch_size):
-            batch = [items[i] for i in order[b:b + opts.batch_size]]
-            width = max(len(it[3]["input_ids"]) for it in batch)
+            yield from self._padded(items, pad_id)
+
+    def _padded(self, items: list, pad_id: int):
+        """`items` longest first in batches of at most `batch_size`, each padded to its first (longest)
+        window; a window shorter than PAD_SHARE of that width starts the next batch, so one document's
+        windows, whose lengths vary, waste little on padding (a smaller batch costs little more per window)."""
+        batch_size = self.options.batch_size
+        items = sorted(items, key=lambda it: len(it[3]["input_ids"]), reverse=True)
+        batches: list[list] = []
+        for it in items:
+            if not batches or len(batches[-1]) >= batch_size or \
+                    len(it[3]["input_ids"]) < PAD_SHARE * len(batches[-1][0][3]["input_ids"]):
+                batches.append([])
+            batches[-1].append(it)
+        for batch in batches:
+            width = len(batch[0][3]["input_ids"])
             ids = np.full((len(batch), width), pad_id, dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
             types = np.zeros((len(batch), width), dtype=np.int64)
@@ -385,6 +402,9 @@ class Tagger:
             later = ~first
             rows[later] = rows[later] @ self._cont
         probs[pos] = rows
+
+
+PAD_SHARE = 0.9  # a batch's windows are at least this share of its longest one's tokens (`Tagger._padded`)
 
 
 def _first_cover(offsets, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

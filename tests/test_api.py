@@ -152,3 +152,22 @@ def test_engine_option_is_checked(samples, tmp_path):
     res = runner.invoke(app, ["extract", str(samples), "-o", str(tmp_path / "x.jsonl"), "-m", "rules",
                               "--address", "auto"])
     assert res.exit_code == 2 and "--address needs --engine ray" in res.output
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_a_documents_reading_does_not_depend_on_the_documents_beside_it(tiny_tagger, samples, runtime):
+    """int8 encoders scale activations per forward pass, so no pass mixes two documents: a report read alone
+    or among others (another corpus, a resumed run) gives the same per-char probabilities, bit for bit."""
+    import numpy as np
+
+    from govfacts.textview import build_view
+
+    ex = Extractor.from_pretrained(tiny_tagger, quantize=True, num_threads=1, runtime=runtime)
+    views = [build_view((samples / f"{n}.txt").read_text(encoding="utf-8"))
+             for n in ("hr-dongguan-2015", "gov-huaian-hongze-2023", "hrss-zhengzhou-2017")]
+    alone = ex.extractor.view_probs([views[0]])[0]
+    among = ex.extractor.view_probs([views[1], views[0], views[2]])[1]
+    assert alone[1].any() and np.array_equal(alone[0], among[0]) and np.array_equal(alone[1], among[1])
+    batches = list(ex.extractor.window_batches(views))
+    assert all(len({vi for vi, *_ in batch}) == 1 for batch, *_ in batches)
+    assert all(len(batch) <= ex.extractor.options.batch_size for batch, *_ in batches)
