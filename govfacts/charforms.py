@@ -28,8 +28,10 @@ def to_simplified(text: str) -> str:
     return "".join(_char_t2s(c) for c in text)
 
 
+_HALFWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F) if chr(c) not in "，：；（）！？"} | {0x3000: 0x20}
+
+
 def to_halfwidth(text: str) -> str:
     """Full-width ASCII forms (！–～) and the ideographic space become their half-width forms, the percent
     sign among them (`100％` is the rate `100%`); Chinese punctuation (，：；（）！？) stays."""
-    return "".join(chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" and c not in "，：；（）！？" else
-                   (" " if c == "\u3000" else c) for c in text)
+    return text.translate(_HALFWIDTH)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import compress
 
 from govfacts.charforms import to_halfwidth, to_simplified
 from govfacts.quantity import arabic_numerals
@@ -84,8 +85,8 @@ def _new_view(raw: str, join_lines: bool, drop_spaces: bool, arabic: bool) -> Te
         _mark_soft_breaks(conv, keep)
     if drop_spaces:
         _mark_inner_spaces(conv, keep)
-    index = [i for i, k in enumerate(keep) if k]
-    text = "".join(conv[i] for i in index)
+    index = list(compress(range(len(raw)), keep))
+    text = conv if len(index) == len(conv) else "".join([conv[i] for i in index])
     if arabic:
         text, index = _arabic_numerals(text, index)
     return TextView(raw, text, index)

@@ -3,6 +3,7 @@ rules on its held-out agencies, results are kept per run and a second call resum
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import corpus_docs
@@ -82,8 +83,6 @@ def test_grouped_crossval_runs_scores_and_resumes(tmp_path):
 def test_kept_fold_models_are_read_again_paired_with_their_stored_scores(tmp_path):
     """`reread`: kept fold models read with a tagger option changed, paired with the stored result; read
     as they were trained, they give the stored counts exactly; a key that is no reading option is refused."""
-    import pytest
-
     from govfacts.train.crossval import load_cv_settings, reread, run
 
     splits = tmp_path / "splits.yaml"
@@ -111,7 +110,8 @@ def test_kept_fold_models_are_read_again_paired_with_their_stored_scores(tmp_pat
 
 
 def test_base_layers_keeps_the_first_layers_of_the_base(tmp_path):
-    """`base_layers: N` fine-tunes the first N encoder layers of the base, with their pretrained weights."""
+    """`base_layers: N` fine-tunes the first N encoder layers of the base, with their pretrained weights;
+    `base_ffn: M` keeps M of each layer's feed-forward neurons."""
     import torch
     from safetensors.torch import load_file
 
@@ -120,15 +120,29 @@ def test_base_layers_keeps_the_first_layers_of_the_base(tmp_path):
     base = _tiny_base(tmp_path / "base")
     splits = tmp_path / "splits.yaml"
     splits.write_text(yaml.safe_dump({"train": POOL[:2], "dev": POOL[5:6], "test": []}), encoding="utf-8")
-    out = finetune(None, {"base_model": str(base), "base_layers": 1, "annotations": str(ROOT / "annotations"),
+    out = finetune(None, {"base_model": str(base), "base_layers": 1, "base_ffn": 24, "annotations": str(ROOT / "annotations"),
                           "splits": str(splits), "output_dir": str(tmp_path / "t"), "epochs": 1, "max_steps": 1,
                           "num_threads": 1, "progress": False, "augment": 0})
     conf = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    assert conf["num_hidden_layers"] == 1
+    assert conf["num_hidden_layers"] == 1 and conf["intermediate_size"] == 24
     got, pre = load_file(str(out / "model.safetensors")), load_file(str(base / "model.safetensors"))
     assert not any(".layer.1." in k for k in got)
+    assert got["bert.encoder.layer.0.intermediate.dense.weight"].shape[0] == 24
+    tok = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
+    assert tok["truncation"] is None and tok["padding"] is None  # saved as a tokenizer, not as the windows used it
+    assert "max_length" not in json.loads((out / "tokenizer_config.json").read_text(encoding="utf-8"))
     key = "bert.encoder.layer.0.attention.self.query.weight"
     assert torch.allclose(got[key], pre[key], atol=5e-3)  # the base's layer 0 after one small step, not a fresh one
+
+
+def test_a_reading_is_checked_before_any_model_is_read():
+    from govfacts.train.crossval import check_reading
+
+    assert check_reading({"focus": "96,32,48"}) == {"focus": (96, 32, 48)}
+    assert check_reading({"focus": [96, 32, 48], "stride": 16}) == {"focus": (96, 32, 48), "stride": 16}
+    for bad in ("96,32", [96, "x", 48], 7):
+        with pytest.raises(ValueError, match="focus must be three whole numbers"):
+            check_reading({"focus": bad})
 
 
 def test_a_distillation_teacher_is_named_per_fold_and_seed():
@@ -138,3 +152,5 @@ def test_a_distillation_teacher_is_named_per_fold_and_seed():
     assert fold_recipe(recipe, 3, 21) == {"base_layers": 2, "teacher": "runs/cv/base-f3-s21/model"}
     assert recipe["teacher"] == "runs/cv/base-f{fold}-s{seed}/model"  # the recipe itself is left as it was
     assert fold_recipe({"focus": [64, 24, 40]}, 0, 7) == {"focus": [64, 24, 40]}
+    assert fold_recipe({"base_model": "runs/cv/kd-f{fold}-s{seed}/model", "base_ffn": 512}, 1, 7) == \
+        {"base_model": "runs/cv/kd-f1-s7/model", "base_ffn": 512}

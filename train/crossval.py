@@ -141,12 +141,13 @@ def plan(cfg: CrossvalSettings) -> Plan:
 
 
 def fold_recipe(recipe: dict, fold: int, seed: int) -> dict:
-    """A recipe's fine-tuning overrides for one (fold, seed): a distillation teacher is named per fold, as
-    `…/base-f{fold}-s{seed}/model` (the fold models a run kept), since a teacher must not have seen the held-out
-    agencies either."""
+    """A recipe's fine-tuning overrides for one (fold, seed): a distillation teacher or a fine-tuned base is
+    named per fold, as `…/base-f{fold}-s{seed}/model` (the fold models a run kept), since neither may have seen
+    the held-out agencies."""
     out = dict(recipe)
-    if out.get("teacher"):
-        out["teacher"] = str(out["teacher"]).format(fold=fold, seed=seed)
+    for key in ("teacher", "base_model"):
+        if out.get(key):
+            out[key] = str(out[key]).format(fold=fold, seed=seed)
     return out
 
 
@@ -201,6 +202,18 @@ def check_reading(reading: dict) -> dict:
     bad = sorted(set(reading) - names)
     if bad or not reading:
         raise ValueError(f"crossval reread: {', '.join(bad) or 'nothing'} to set; tagger options are {', '.join(sorted(names))}")
+    reading = dict(reading)
+    focus = reading.get("focus")
+    if isinstance(focus, str):  # `focus=96,32,48` as typed on a command line
+        focus = reading["focus"] = [x.strip() for x in focus.strip("[]() ").split(",")]
+    if focus is not None:
+        try:
+            reading["focus"] = [int(x) for x in focus]
+        except (TypeError, ValueError):
+            reading["focus"] = None
+        if reading["focus"] is None or len(reading["focus"]) != 3:
+            raise ValueError(f"crossval reread: focus must be three whole numbers (before, after, after a cue), "
+                             f"e.g. focus=[96,32,48]; got {focus!r}")
     return {k: tuple(v) if isinstance(v, list) else v for k, v in reading.items()}
 
 

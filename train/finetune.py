@@ -37,6 +37,7 @@ from govfacts.scoring import score
 from govfacts.settings import load_settings
 from govfacts.textview import build_view
 from govfacts.train.dataset import IGNORE_INDEX, HintSpec, build_dataset, doc_view_tags
+from govfacts.train.prune import narrow_ffn
 
 @dataclass
 class FinetuneSettings:
@@ -80,6 +81,7 @@ class FinetuneSettings:
     hint_vetoes: bool
     select_from_epoch: int
     teacher: Optional[str] = None
+    base_ffn: Optional[int] = None
     kd_alpha: float = 0.9
     kd_temperature: float = 1.0
 
@@ -246,8 +248,8 @@ def _param_groups(model, cfg: dict) -> list[dict]:
 
 
 def _load_base(spec: str, labels, layers: Optional[int] = None):
-    """The base checkpoint with a fresh token-classification head; `layers`: keep only its first N encoder
-    layers (a smaller, faster tagger from the same pretraining)."""
+    """The base checkpoint with a fresh token-classification head (a fine-tuned tagger of the same labels keeps
+    its own); `layers`: keep only its first N encoder layers (a smaller, faster tagger from the same pretraining)."""
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(spec, trust_remote_code=False)
@@ -262,6 +264,8 @@ def _load_base(spec: str, labels, layers: Optional[int] = None):
         spec, num_labels=len(labels.bio_tags), id2label=labels.id2label, label2id=labels.label2id,
         ignore_mismatched_sizes=True, trust_remote_code=False,
         **({"num_hidden_layers": int(layers)} if layers else {}))
+    for key in [k for k in vars(model.config) if k.startswith("govfacts_")]:
+        delattr(model.config, key)  # a fine-tuned tagger as base lends its weights, not its reading or calibration
     return model, tokenizer
 
 
@@ -283,6 +287,8 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
     dev_docs = load_split("dev", ann, splits)
 
     model, tokenizer = _load_base(base, labels, cfg.base_layers)
+    if cfg.base_ffn:
+        narrow_ffn(model, int(cfg.base_ffn))
     max_len, stride = int(cfg.max_len), int(cfg.stride)
     max_pos = getattr(model.config, "max_position_embeddings", None)
     if max_pos and max_len > max_pos:
@@ -395,6 +401,9 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
     return out_dir
 
 
+TRUNCATION_KEYS = ("max_length", "stride", "truncation_side", "truncation_strategy")  # a base's used tokenizer
+
+
 def _save(model, tokenizer, out_dir: Path, log: dict) -> None:
     """Write model (safetensors), tokenizer and log into a fresh directory that replaces `out_dir`."""
     import inspect
@@ -402,7 +411,17 @@ def _save(model, tokenizer, out_dir: Path, log: dict) -> None:
     def fill(tmp: Path) -> None:
         kw = {"safe_serialization": True} if "safe_serialization" in inspect.signature(model.save_pretrained).parameters else {}
         model.save_pretrained(tmp, **kw)  # transformers 5 always writes safetensors
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # windows truncate per call; a saved state would cut other users' inputs short
+            backend.no_truncation()
+            backend.no_padding()
         tokenizer.save_pretrained(tmp)
+        tok_cfg = tmp / "tokenizer_config.json"
+        if tok_cfg.exists():
+            conf = json.loads(tok_cfg.read_text(encoding="utf-8"))
+            if any(k in conf for k in TRUNCATION_KEYS):
+                tok_cfg.write_text(json.dumps({k: v for k, v in conf.items() if k not in TRUNCATION_KEYS},
+                                              ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         weights = sorted(tmp.glob("*.safetensors"))
         if not weights:
             raise RuntimeError("no safetensors weights were written")
