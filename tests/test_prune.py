@@ -19,7 +19,6 @@ def test_narrowing_equals_zeroing_the_dropped_neurons(tmp_path):
     from govfacts.train.prune import ffn_importance, narrow_ffn
 
     model, ref = _tiny(), _tiny()
-    kept = []
     with torch.no_grad():
         for layer in ref.bert.encoder.layer:
             imp = ffn_importance(layer)
@@ -28,7 +27,6 @@ def test_narrowing_equals_zeroing_the_dropped_neurons(tmp_path):
             dropped = torch.ones(32, dtype=torch.bool)
             dropped[keep] = False
             layer.output.dense.weight[:, dropped] = 0.0  # a neuron without output weights adds nothing
-            kept.append(sorted(keep.tolist()))
     narrow_ffn(model, 12)
     assert model.config.intermediate_size == 12
     assert all(L.intermediate.dense.out_features == 12 and L.output.dense.in_features == 12

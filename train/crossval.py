@@ -204,16 +204,16 @@ def check_reading(reading: dict) -> dict:
         raise ValueError(f"crossval reread: {', '.join(bad) or 'nothing'} to set; tagger options are {', '.join(sorted(names))}")
     reading = dict(reading)
     focus = reading.get("focus")
-    if isinstance(focus, str):  # `focus=96,32,48` as typed on a command line
-        focus = reading["focus"] = [x.strip() for x in focus.strip("[]() ").split(",")]
     if focus is not None:
+        parts = focus.strip("[]() ").split(",") if isinstance(focus, str) else focus  # `focus=96,32,48` as typed
         try:
-            reading["focus"] = [int(x) for x in focus]
+            values = [int(x) for x in parts]
         except (TypeError, ValueError):
-            reading["focus"] = None
-        if reading["focus"] is None or len(reading["focus"]) != 3:
+            values = []
+        if len(values) != 3:
             raise ValueError(f"crossval reread: focus must be three whole numbers (before, after, after a cue), "
                              f"e.g. focus=[96,32,48]; got {focus!r}")
+        reading["focus"] = values
     return {k: tuple(v) if isinstance(v, list) else v for k, v in reading.items()}
 
 
