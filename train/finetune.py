@@ -37,7 +37,7 @@ from govfacts.scoring import score
 from govfacts.settings import load_settings
 from govfacts.textview import build_view
 from govfacts.train.dataset import IGNORE_INDEX, HintSpec, build_dataset, doc_view_tags
-from govfacts.train.prune import narrow_ffn
+from govfacts.train.prune import narrow_ffn, narrow_hidden
 
 @dataclass
 class FinetuneSettings:
@@ -82,6 +82,7 @@ class FinetuneSettings:
     select_from_epoch: int
     teacher: Optional[str] = None
     base_ffn: Optional[int] = None
+    base_hidden: Optional[int] = None
     kd_alpha: float = 0.9
     kd_temperature: float = 1.0
 
@@ -289,6 +290,8 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
     model, tokenizer = _load_base(base, labels, cfg.base_layers)
     if cfg.base_ffn:
         narrow_ffn(model, int(cfg.base_ffn))
+    if cfg.base_hidden:
+        narrow_hidden(model, int(cfg.base_hidden))
     max_len, stride = int(cfg.max_len), int(cfg.stride)
     max_pos = getattr(model.config, "max_position_embeddings", None)
     if max_pos and max_len > max_pos:
