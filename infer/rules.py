@@ -11,6 +11,14 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Optional
+
+try:  # the regular-expression parser of the standard library (`sre_parse` before Python 3.11)
+    import re._constants as _c
+    import re._parser as _sre_parse
+except ImportError:  # pragma: no cover
+    import sre_constants as _c
+    import sre_parse as _sre_parse
 
 import yaml
 
@@ -49,6 +57,36 @@ class Cue:
     rx: re.Pattern
     label: str
     weight: float
+
+
+def first_chars(rx: re.Pattern) -> Optional[frozenset[str]]:
+    """Every character a match of `rx` can begin with, or None where that is not plain (an empty match,
+    a class range, an anchor, case folding): a cue whose first characters do not occur in a text cannot
+    match there, so the rules skip it without running it (most cues are words)."""
+    if rx.flags & re.IGNORECASE:
+        return None
+    try:
+        return _first(_sre_parse.parse(rx.pattern, rx.flags))
+    except Exception:  # an unforeseen parse tree: run the cue everywhere
+        return None
+
+
+def _first(seq) -> Optional[frozenset[str]]:
+    if not len(seq):
+        return None  # matches the empty string
+    op, av = seq[0]
+    if op is _c.LITERAL:
+        return frozenset(chr(av))
+    if op is _c.SUBPATTERN:
+        return _first(av[-1])
+    if op is _c.BRANCH:
+        firsts = [_first(branch) for branch in av[1]]
+        return None if any(f is None for f in firsts) else frozenset().union(*firsts)
+    if op is _c.IN and all(o is _c.LITERAL for o, _ in av):
+        return frozenset(chr(a) for _, a in av)
+    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and av[0] >= 1:
+        return _first(av[2])
+    return None
 
 
 def rules_fingerprint(path: str | None = None, labels: LabelSet | None = None) -> str:
@@ -114,6 +152,23 @@ class RuleExtractor:
         for c in self.cues:
             by_label.setdefault(c.label, []).append(f"(?:{c.rx.pattern})")
         self.label_rx = {label: re.compile("|".join(ps)) for label, ps in by_label.items()}  # any cue of the label
+        self._cues_by_first: dict[str, list[int]] = {}  # first character → the cues that can begin with it
+        self._cues_anywhere: list[int] = []  # cues without plain first characters: always run
+        for i, c in enumerate(self.cues):
+            firsts = first_chars(c.rx)
+            for ch in firsts or ():
+                self._cues_by_first.setdefault(ch, []).append(i)
+            if firsts is None:
+                self._cues_anywhere.append(i)
+
+    def cues_for(self, text: str) -> list[Cue]:
+        """The cues that can match somewhere in `text` (in lexicon order): those that begin with one of its
+        characters, and those whose first characters are not plain."""
+        index = self._cues_by_first
+        found = set(self._cues_anywhere)
+        for ch in set(text):
+            found.update(index.get(ch, ()))
+        return [self.cues[i] for i in sorted(found)]
 
     # -- public API -----------------------------------------------------------------------------
     def spans(self, raw: str) -> list[Span]:
@@ -195,7 +250,7 @@ class RuleExtractor:
             right_end += 1
         right = t[end:right_end]
         scored: dict[str, float] = {}
-        for cue in self.cues:
+        for cue in self.cues_for(left + right):
             for m in cue.rx.finditer(left):
                 dist = len(left) - m.end()
                 if cue.label == "NONE" and (dist > NONE_REACH or m.start() < clause_start):

@@ -28,7 +28,6 @@ from govfacts.infer.hints import (hint_type_ids, hint_vocab, quantity_hints, rul
 from govfacts.infer.onnx_runtime import OnnxRunner, model_file
 from govfacts.infer.rules import RuleExtractor, follows_no_claim_word
 from govfacts.infer.windows import read_encoded_windows
-from govfacts.infer.words import prefetch as prefetch_words
 from govfacts.infer.words import snap_free_spans
 from govfacts.labels import default_labels
 from govfacts.quantity import NUMERAL_RX, view_approximators, view_quantities, view_quantity_units
@@ -36,10 +35,6 @@ from govfacts.records import Span
 from govfacts.textview import TextView, build_view
 
 DEFAULT_STRIDE = 64
-# Texts at least this long are likely to hold a zero claim that is not one of the rules' phrases, whose
-# snapping needs jieba (3 of the 17 sample reports do, about 3.5k characters each): its dictionary (about
-# a second) is then loaded in the background while encoding; shorter reads load it only if they need it.
-PREFETCH_WORDS_CHARS = 20_000
 
 
 @dataclass
@@ -200,8 +195,6 @@ class Tagger:
     def spans_many(self, texts: Sequence[str]) -> list[list[Span]]:
         """Spans of several texts; their windows are encoded in batches of one text each, and decoding of
         all texts is batched together."""
-        if self.options.anchor and sum(map(len, texts)) >= PREFETCH_WORDS_CHARS:
-            prefetch_words()  # decoding may snap a zero-claim span to jieba words: load them while encoding
         views = [build_view(t) for t in texts]
         return self.decode_views(views, self.view_probs(views))
 

@@ -255,20 +255,29 @@ def test_free_spans_need_a_zero_claim_site():
     assert len(anchor_spans(found, probs, np.ones(len(t), bool), TAGS, [])) == 3  # without text: all kept
 
 
-def test_jieba_prefetched_in_the_background_is_loaded_once():
-    import threading
+def test_jieba_over_its_table_on_disk_gives_jiebas_own_words(samples):
+    """Snapping reads jieba's word table from a SQLite copy instead of loading it: the same words as jieba
+    with its dictionary in memory, on every sentence of real reports; the copy is made once."""
+    import jieba
 
     import govfacts.infer.words as words
 
-    for _ in range(3):
-        words.prefetch()  # a tagger calls it on every read; one thread at most
-    assert len(words._prefetching) <= 1 or words._loaded
-    assert sum(t.name == "govfacts-jieba" for t in threading.enumerate()) <= 1
+    tok = words._jieba()
+    assert isinstance(tok.FREQ, words.DiskFreq) and tok is words._jieba()
+    path = words.table_file()
+    made = path.stat().st_mtime_ns
+    jieba.initialize()
+    assert tok.total == jieba.dt.total
+    sentences = [s for f in sorted(samples.glob("*.txt"))[:4] for s in f.read_text(encoding="utf-8").split("。")]
+    assert len(sentences) > 100
+    for s in sentences:
+        assert [w[1:] for w in tok.tokenize(s)] == [w[1:] for w in jieba.dt.tokenize(s)], s
     t = "没有发生行政复议和诉讼。"
-    assert t.__getitem__(slice(*words.snap_to_words(t, 5, 7))) == "行政复议"  # waits for the load if it runs
-    assert len(words._loaded) == 1
-    words.prefetch()
-    assert len(words._loaded) == 1
+    assert t.__getitem__(slice(*words.snap_to_words(t, 5, 7))) == "行政复议"
+    assert "行政复议" in tok.FREQ and tok.FREQ["行政"] > 0 and tok.FREQ.get("复议和诉讼") is None
+    with pytest.raises(KeyError):
+        tok.FREQ["复议和诉讼"]
+    assert words.table_file().stat().st_mtime_ns == made
 
 
 def test_a_label_the_unit_refuses_counts_as_outside():
@@ -304,8 +313,8 @@ def test_a_span_on_a_rules_phrase_is_not_snapped_to_words(monkeypatch):
 
 
 def test_a_short_read_whose_zero_claims_are_rules_phrases_never_loads_jieba(samples):
-    """Start-up: jieba's dictionary (about a second) is loaded only when a zero-claim span lies off the rules'
-    phrases, and prefetched only for long reads; one short report needs neither (fresh process)."""
+    """Start-up: jieba is imported only when a zero-claim span lies off the rules' phrases; one short report
+    does not need it (fresh process)."""
     import subprocess
     import sys
 

@@ -153,3 +153,28 @@ def test_the_domain_vetoes_leave_disclosure_claims_beside_them(rules):
     assert _found(rules, "开展政务公开宣传活动5场，发放宣传资料2000余份。") == {
         ("PUBLICITY_EVENTS", "5场"), ("MATERIALS_DISTRIBUTED", "2000余份")}
     assert _found(rules, "共发布了25期安全生产信息简报。") == {("POSTS_PUBLISHED", "25期")}
+
+
+def test_cues_are_skipped_only_where_they_cannot_match(samples):
+    """A cue runs only on text holding one of its first characters: on every sample report each cue's
+    matches begin with one of them, and the rules' hits equal those of running every cue."""
+    import re
+
+    import govfacts.textview as tv
+    from govfacts.infer.rules import first_chars
+
+    fresh = RuleExtractor()
+    every = RuleExtractor()
+    every.cues_for = lambda text: every.cues
+    plain = [c for c in fresh.cues if first_chars(c.rx) is not None]
+    assert len(plain) > 0.9 * len(fresh.cues)
+    assert first_chars(re.compile("(?:网站|门户)发布")) == frozenset("网门")
+    assert first_chars(re.compile("(?<!新)媒体")) is None and first_chars(re.compile("x?y")) is None
+    assert first_chars(re.compile("[一-龥]+")) is None and first_chars(re.compile("(?i)app")) is None
+    texts = [f.read_text(encoding="utf-8") for f in sorted(samples.glob("*.txt"))]
+    for cue in plain:
+        firsts = first_chars(cue.rx)
+        assert all(t[m.start()] in firsts for t in texts for m in cue.rx.finditer(t) if m.end() > m.start())
+    for t in texts:
+        view = tv.build_view(t)
+        assert fresh._find_hits(view) == every._find_hits(view)
