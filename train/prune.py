@@ -4,7 +4,8 @@ On a CPU without VNNI the two FFN matrices are most of the encoder's int8 work (
 student with half the FFN width reads markedly faster. The neurons kept are those whose input and output
 weights carry the most mass (‖W_in[j]‖·‖W_out[:, j]‖), taken from the base before fine-tuning (the pretrained
 encoder, or a fine-tuned tagger whose narrower student is wanted), so the narrowed encoder starts from trained
-weights rather than from scratch.
+weights rather than from scratch. `narrow_hidden` does the same for the hidden state (`base_hidden`), where the
+encoder's time goes once the feed-forward blocks are narrow.
 """
 from __future__ import annotations
 
