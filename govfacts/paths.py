@@ -16,6 +16,12 @@ SAMPLES = ROOT / "data" / "samples"
 DEFAULT_TAGGER = MODELS / "govfacts-tagger-zh"
 
 
+def cache_root() -> Path:
+    """Where govfacts keeps what it makes once per machine (ONNX exports, the runtime choice, jieba's word
+    table): `$GOVFACTS_CACHE`, else `~/.cache/govfacts`."""
+    return Path(os.environ.get("GOVFACTS_CACHE") or Path.home() / ".cache" / "govfacts")
+
+
 def resolve(path: str | Path) -> Path:
     """A path written in a config file: absolute as written, else relative to the repository root."""
     p = Path(path)

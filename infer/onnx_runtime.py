@@ -15,6 +15,8 @@ from typing import Optional
 
 import numpy as np
 
+from govfacts.paths import cache_root
+
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -27,7 +29,7 @@ def available() -> bool:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("GOVFACTS_CACHE") or Path.home() / ".cache" / "govfacts") / "onnx"
+    return cache_root() / "onnx"
 
 
 def export(model, path: Path) -> Path:

@@ -20,8 +20,8 @@ from typing import Optional
 
 from govfacts.atomic import write_text_atomic
 from govfacts.infer.onnx_runtime import available as onnx_available
-from govfacts.infer.onnx_runtime import cache_dir
 from govfacts.machine import cpu_info, cpu_signature
+from govfacts.paths import cache_root
 from govfacts.textview import build_view
 
 PROBE = Path(__file__).with_name("probe.txt")
@@ -69,7 +69,7 @@ def candidates(int8_allowed: bool, int8_only: bool = False) -> list[Candidate]:
 
 
 def cache_file() -> Path:
-    return cache_dir().parent / "runtime.json"
+    return cache_root() / "runtime.json"
 
 
 def cache_key(tagger, threads: int) -> str:

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 from govfacts.claims import NEGATION, sentence_bounds
+from govfacts.paths import cache_root
 
 _lock = threading.Lock()
 _loaded: list = []  # the jieba tokenizer reading the table on disk, once made
@@ -56,8 +57,7 @@ def table_file() -> Path:
     """The SQLite copy of jieba's default dictionary for this jieba version (made on first use)."""
     import jieba
 
-    cache = Path(os.environ.get("GOVFACTS_CACHE") or Path.home() / ".cache" / "govfacts") / "words"
-    path = cache / f"jieba-{jieba.__version__}.sqlite"
+    path = cache_root() / "words" / f"jieba-{jieba.__version__}.sqlite"
     if not path.exists():
         build_table(path)
     return path

@@ -33,14 +33,8 @@ def narrow_ffn(model, size: int):
     with torch.no_grad():
         for layer in encoder.layer:
             keep = torch.topk(ffn_importance(layer), size).indices.sort().values
-            w_in, w_out = layer.intermediate.dense, layer.output.dense
-            new_in = torch.nn.Linear(w_in.in_features, size)
-            new_in.weight.copy_(w_in.weight[keep])
-            new_in.bias.copy_(w_in.bias[keep])
-            new_out = torch.nn.Linear(size, w_out.out_features)
-            new_out.weight.copy_(w_out.weight[:, keep])
-            new_out.bias.copy_(w_out.bias)
-            layer.intermediate.dense, layer.output.dense = new_in, new_out
+            layer.intermediate.dense = _rows(layer.intermediate.dense, keep)
+            layer.output.dense = _cols(layer.output.dense, keep)
     model.config.intermediate_size = int(size)
     return model
 
