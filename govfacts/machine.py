@@ -17,22 +17,37 @@ from pathlib import Path
 
 @lru_cache(maxsize=1)
 def cpu_info() -> dict:
-    model, flags = platform.processor(), []
+    model, flags, ident = platform.processor(), [], ""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), model)
         flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+        ident = _cpu_ident(lines)
     except OSError:
         pass
     simd = sorted(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c", "vnni"))
     hidden = [f for f in simd if f.startswith(_WIDE)] if _cpuid_hides_avx512() else []
     simd = [f for f in simd if f not in hidden]
-    return {"model": model, "simd_flags": " ".join(simd), "avx512": any(f.startswith("avx512") for f in simd),
-            "hidden_flags": " ".join(hidden),
+    return {"model": model, "cpu_id": ident, "simd_flags": " ".join(simd),
+            "avx512": any(f.startswith("avx512") for f in simd), "hidden_flags": " ".join(hidden),
             "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
 
 
 _WIDE = ("avx512", "amx", "avx_vnni")  # what an AVX2-only CPUID leaves out
+
+
+def _cpu_ident(lines: list[str]) -> str:
+    """`family F model M stepping S` of the first CPU: a model name such as `AMD EPYC` covers several
+    generations whose fastest encoder runtime differs (one ran int8 fastest, another float)."""
+    fields = {}
+    for ln in lines:
+        if not ln.strip():
+            break
+        key, _, value = ln.partition(":")
+        fields[key.strip()] = value.strip()
+    parts = [f"{name} {fields[key]}" for name, key in (("family", "cpu family"), ("model", "model"),
+                                                        ("stepping", "stepping")) if fields.get(key)]
+    return " ".join(parts)
 
 
 def _cpuid_hides_avx512() -> bool:
@@ -48,7 +63,8 @@ def _cpuid_hides_avx512() -> bool:
 
 
 def cpu_signature() -> str:
-    """Short id of (CPU model, SIMD flags, usable cores, machine): what makes one runtime faster than another."""
+    """Short id of (CPU model and family/model/stepping, SIMD flags, usable cores, machine): what makes one
+    runtime faster than another."""
     info = cpu_info()
-    key = "|".join([platform.machine(), info["model"], info["simd_flags"], str(info["cpus"])])
+    key = "|".join([platform.machine(), info["model"], info["cpu_id"], info["simd_flags"], str(info["cpus"])])
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]

@@ -87,6 +87,21 @@ TABLES_ID = "tables@1"  # the `extractor` of table facts: the reader and configs
 
 
 def cell_metric(key: str, spec: dict) -> tuple[str, str]:
+    """(metric, unit) of a cell key: the first of the spec's metrics whose prefix the key starts with
+    (remembered per spec: a report's tables hold a hundred cells, a batch thousands of reports)."""
+    memo = _METRIC_MEMO.get(id(spec))
+    if memo is None or memo[0] is not spec:
+        memo = _METRIC_MEMO[id(spec)] = (spec, {})
+    found = memo[1].get(key)
+    if found is None:
+        found = memo[1][key] = _cell_metric(key, spec)
+    return found
+
+
+_METRIC_MEMO: dict[int, tuple[dict, dict[str, tuple[str, str]]]] = {}
+
+
+def _cell_metric(key: str, spec: dict) -> tuple[str, str]:
     for m in spec["metrics"]:
         if key == m["prefix"] or key.startswith(m["prefix"] + ".") or key.startswith(m["prefix"] + "_"):
             return m["metric"], m["unit"]
@@ -115,15 +130,18 @@ def table_cells_markdown() -> str:
 
 
 # -- the text as the reader sees it ------------------------------------------------------------------
+_NON_SPACE = re.compile(r"\S+")
+
+
 class _Squeezed:
     """The simplified, half-width view without whitespace (labels wrap and gain spaces in PDF text),
     with the map back to view and raw offsets."""
 
     def __init__(self, raw: str):
         self.view: TextView = build_view(raw, join_lines=False, drop_spaces=False)
-        keep = [i for i, c in enumerate(self.view.text) if not c.isspace()]
-        self.text = "".join(self.view.text[i] for i in keep)
-        self.to_view = keep
+        runs = [m.span() for m in _NON_SPACE.finditer(self.view.text)]  # `\S` is `not str.isspace()`
+        self.text = "".join(self.view.text[a:b] for a, b in runs)
+        self.to_view = list(itertools.chain.from_iterable(range(a, b) for a, b in runs))
 
     def raw_span(self, s: int, e: int) -> tuple[int, int]:
         return self.view.to_raw(self.to_view[s], self.to_view[e - 1] + 1)

@@ -224,7 +224,7 @@ def spans_from_tags(tag_ids: Sequence[int], tags: Sequence[str], probs: Optional
     n = len(tag_ids)
     cov = np.ones(n, dtype=bool) if covered is None else np.asarray(covered, dtype=bool)
     out = []
-    for s, e, lab in view_spans([tags[i] for i in tag_ids]):
+    for s, e, lab in _tag_id_spans(tag_ids, tags):
         while s < e and not cov[s]:
             s += 1
         while e > s and not cov[e - 1]:
@@ -237,6 +237,20 @@ def spans_from_tags(tag_ids: Sequence[int], tags: Sequence[str], probs: Optional
             chosen = [float(probs[i, tag_ids[i]]) for i in range(s, e) if cov[i]]
             score = span_score(chosen, how)
         out.append((s, e, lab, score))
+    return out
+
+
+def _tag_id_spans(tag_ids: Sequence[int], tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """`view_spans` of tag ids, reading only the runs of non-O tags (an O ends every span, so each run
+    is decoded alone): a document is mostly O."""
+    if "O" not in tags:
+        return view_spans([tags[i] for i in tag_ids])
+    ids = np.asarray(tag_ids, dtype=np.int64)
+    busy = np.concatenate(([False], ids != list(tags).index("O"), [False]))
+    edges = np.flatnonzero(busy[1:] != busy[:-1])
+    out = []
+    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()):
+        out += [(a + s, a + e, lab) for s, e, lab in view_spans([tags[i] for i in ids[a:b].tolist()])]
     return out
 
 

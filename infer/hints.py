@@ -126,13 +126,8 @@ def hint_type_ids(offsets: Sequence[Optional[tuple[int, int]]], hint_tags: Seque
                   vocab: dict[str, int]) -> list[int]:
     """token_type_ids of one window: the hint type (`hint_vocab`) of each token's first char (0 = O for
     special tokens and chars past the window)."""
-    out = []
-    for off in offsets:
-        if off is None or off[0] >= len(hint_tags):
-            out.append(0)
-        else:
-            out.append(vocab.get(hint_tags[off[0]], 0))
-    return out
+    n, get = len(hint_tags), vocab.get
+    return [0 if off is None or off[0] >= n else get(hint_tags[off[0]], 0) for off in offsets]
 
 
 def uses_quantity_hints(cfg) -> bool:

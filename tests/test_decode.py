@@ -6,6 +6,7 @@ import pytest
 
 from govfacts.infer.decode import (allowed_transitions, anchor_spans, char_log_probs, continuation_matrix, parse_tag,
                                    span_score, spans_from_tags, viterbi_many, viterbi_split)
+from govfacts.tags import view_spans
 
 
 def viterbi(log_probs, tags):
@@ -127,6 +128,17 @@ def test_spans_from_tags_and_scores():
     mean = spans_from_tags(ids, TAGS, p, how="mean")
     assert mean[0][3] == pytest.approx(0.60)
     assert spans_from_tags(ids, TAGS)[0][3] == 1.0
+
+
+def test_spans_of_tag_ids_equal_the_spans_of_their_tags():
+    """Reading only the non-O runs of a decoded sequence gives every span that reading all its tags does,
+    stray I-X (which open a span, as conlleval does) and label switches included."""
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 2, 7, 40):
+        for _ in range(200):
+            ids = rng.choice(len(TAGS), size=n, p=[0.5, 0.15, 0.15, 0.1, 0.1]).tolist()
+            want = view_spans([TAGS[i] for i in ids])
+            assert [(s, e, lab) for s, e, lab, _ in spans_from_tags(ids, TAGS)] == want
 
 
 def test_span_score_bounds():

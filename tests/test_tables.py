@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from govfacts.reader import read_document
-from govfacts.tables import compositions, read_tables
+from govfacts.tables import _Squeezed, cell_metric, compositions, load_spec, read_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted((ROOT / "annotations" / "tables").glob("*.yaml"))}
@@ -105,3 +105,27 @@ def test_table_regions_hold_every_row_and_prose_spans_inside_are_dropped(samples
     facts = facts_from_spans(doc, spans, "test", tables=True)
     prose = [f for f in facts if f.source == "prose"]
     assert [f.start for f in prose] == [outside] and any(f.source == "table" for f in facts)
+
+
+def test_the_squeezed_text_drops_exactly_the_whitespace_str_isspace_sees():
+    """`_Squeezed` cuts whitespace runs with a regex; every kind of space (ideographic, no-break, line
+    and paragraph separators, tabs) goes, every other char stays, and the map points at the kept chars."""
+    raw = "一、 总体情况\u3000\u3000本机关\xa0共受理\t申请 12\u2028件，\u2029答复 3 件。\n\n\r表 "
+    sq = _Squeezed(raw)
+    view = sq.view.text
+    assert sq.text == "".join(c for c in view if not c.isspace())
+    assert [view[i] for i in sq.to_view] == list(sq.text)
+    assert sq.to_view == [i for i, c in enumerate(view) if not c.isspace()]
+
+
+def test_cell_metric_is_the_first_matching_prefix_of_the_spec_it_is_given():
+    """Remembered per spec object: two specs with different metrics for one key each keep their own."""
+    spec = load_spec()
+    other = {"metrics": [{"prefix": "requests", "metric": "OTHER_METRIC", "unit": "次"}]}
+    key = "requests.new.total"
+    first = next(m for m in spec["metrics"] if key == m["prefix"] or key.startswith(m["prefix"] + ".")
+                 or key.startswith(m["prefix"] + "_"))
+    assert cell_metric(key, spec) == (first["metric"], first["unit"])
+    assert cell_metric(key, other) == ("OTHER_METRIC", "次")
+    assert cell_metric(key, spec) == (first["metric"], first["unit"])
+    assert cell_metric("no.such.cell", other) == ("TABLE_OTHER", "")
