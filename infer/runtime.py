@@ -62,6 +62,12 @@ class RuntimeChoice:
         return f"{self.name}: fastest with the float model's spans on {self.cpu} ({how}: {', '.join(parts)})"
 
 
+def _cpu_name() -> str:
+    """The CPU as `-v` names it: model name, and family/model/stepping where known."""
+    info = cpu_info()
+    return f"{info['model']} ({info['cpu_id']})" if info.get("cpu_id") else info["model"]
+
+
 def candidates(int8_allowed: bool, int8_only: bool = False) -> list[Candidate]:
     runtimes = ["torch", "onnx"] if onnx_available() else ["torch"]
     kinds = [True] if int8_only else ([False, True] if int8_allowed else [False])
@@ -89,7 +95,7 @@ def choose(tagger, quantize: Optional[bool], threads: int) -> RuntimeChoice:
     int8_allowed = bool(getattr(tagger.config, "govfacts_quantize", False)) if quantize is None else quantize
     pool = candidates(int8_allowed, int8_only=quantize is True)
     if len(pool) == 1:
-        return RuntimeChoice(pool[0].runtime, pool[0].int8, cpu=cpu_info()["model"])
+        return RuntimeChoice(pool[0].runtime, pool[0].int8, cpu=_cpu_name())
     key = f"{cache_key(tagger, threads)}|{','.join(c.name for c in pool)}"
     path = cache_file()
     stored = _read(path)
@@ -124,7 +130,7 @@ def measure(tagger, pool: list[Candidate], same_spans_only: bool = True) -> Runt
     eligible = ([c for c in pool if same[c.name]] or [float_torch]) if same_spans_only else pool
     best = min(eligible, key=lambda c: seconds.get(c.name, float("inf")))
     return RuntimeChoice(best.runtime, best.int8, seconds={k: round(v, 5) for k, v in seconds.items()},
-                         same_spans=same, cpu=cpu_info()["model"])
+                         same_spans=same, cpu=_cpu_name())
 
 
 def _variant(tagger, cand: Candidate):
