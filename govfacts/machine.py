@@ -17,18 +17,16 @@ from pathlib import Path
 
 @lru_cache(maxsize=1)
 def cpu_info() -> dict:
-    model, flags, ident = platform.processor(), [], ""
     try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), model)
-        flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
-        ident = _cpu_ident(lines)
+        fields = _first_fields(Path("/proc/cpuinfo").read_text().splitlines())
     except OSError:
-        pass
+        fields = {}
+    model = fields["model name"] if "model name" in fields else platform.processor()
+    flags = fields.get("flags", "").split()
     simd = sorted(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c", "vnni"))
     hidden = [f for f in simd if f.startswith(_WIDE)] if _cpuid_hides_avx512() else []
     simd = [f for f in simd if f not in hidden]
-    return {"model": model, "cpu_id": ident, "simd_flags": " ".join(simd),
+    return {"model": model, "cpu_id": _cpu_ident(fields), "simd_flags": " ".join(simd),
             "avx512": any(f.startswith("avx512") for f in simd), "hidden_flags": " ".join(hidden),
             "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
 
@@ -36,18 +34,22 @@ def cpu_info() -> dict:
 _WIDE = ("avx512", "amx", "avx_vnni")  # what an AVX2-only CPUID leaves out
 
 
-def _cpu_ident(lines: list[str]) -> str:
-    """`family F model M stepping S` of the first CPU: a model name such as `AMD EPYC` covers several
-    generations whose fastest encoder runtime differs (one ran int8 fastest, another float)."""
-    fields = {}
+def _first_fields(lines: list[str]) -> dict[str, str]:
+    """`key: value` lines of /proc/cpuinfo, the first value of each key: the first CPU's model name, flags
+    and family/model/stepping (a model name such as `AMD EPYC` covers several generations whose fastest
+    encoder runtime differs: one ran int8 fastest, another float)."""
+    fields: dict[str, str] = {}
     for ln in lines:
-        if not ln.strip():
-            break
-        key, _, value = ln.partition(":")
-        fields[key.strip()] = value.strip()
-    parts = [f"{name} {fields[key]}" for name, key in (("family", "cpu family"), ("model", "model"),
-                                                        ("stepping", "stepping")) if fields.get(key)]
-    return " ".join(parts)
+        key, sep, value = ln.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _cpu_ident(fields: dict[str, str]) -> str:
+    """`family F model M stepping S` (the parts /proc/cpuinfo gives) of `_first_fields`."""
+    return " ".join(f"{name} {fields[key]}" for name, key in (("family", "cpu family"), ("model", "model"),
+                                                               ("stepping", "stepping")) if fields.get(key))
 
 
 def _cpuid_hides_avx512() -> bool:

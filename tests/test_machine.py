@@ -22,8 +22,10 @@ flags		: fpu sse2 avx avx2 fma f16c
 
 
 def test_the_first_cpus_family_model_and_stepping_are_read():
-    assert machine._cpu_ident(CPUINFO.splitlines()) == "family 25 model 1 stepping 1"
-    assert machine._cpu_ident(["processor\t: 0", "model name\t: Some CPU", ""]) == ""
+    fields = machine._first_fields(CPUINFO.splitlines())
+    assert machine._cpu_ident(fields) == "family 25 model 1 stepping 1"
+    assert fields["model name"] == "AMD EPYC" and fields["flags"].split()[-1] == "f16c"
+    assert machine._cpu_ident(machine._first_fields(["processor\t: 0", "model name\t: Some CPU", ""])) == ""
 
 
 def test_this_machine_reports_its_cpu_id():
