@@ -125,6 +125,18 @@ def _snapshot(folder: Path) -> dict:
             if p.is_file() and not p.name.startswith(".studio-")}
 
 
+# -- start-up -------------------------------------------------------------------------------------------
+def test_a_new_data_dir_starts_from_the_prepared_empty_database(studio):
+    """The start script copies an empty database with Label Studio's migrations already applied (made once per
+    installed version) into a new data dir, so Label Studio does not set its database up again; the data dir
+    still gets its own secret key."""
+    log = (studio["data"] / "label-studio.log").read_text(encoding="utf-8", errors="replace")
+    assert "Database and media directory" in log and "Initializing database" not in log, log[-2000:]
+    prepared = list((STUDIO_VENV / "govfacts-empty-db").glob("*/label_studio.sqlite3"))
+    assert prepared and (studio["data"] / "label_studio.sqlite3").stat().st_size >= prepared[0].stat().st_size
+    assert "SECRET_KEY" in (studio["data"] / ".env").read_text(encoding="utf-8")
+
+
 # -- bad connections ------------------------------------------------------------------------------
 def test_missing_unreachable_and_wrong_token_are_clear_errors(studio, work):
     before = _snapshot(work["ann"])
