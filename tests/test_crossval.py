@@ -56,7 +56,12 @@ def test_grouped_crossval_runs_scores_and_resumes(tmp_path):
     assert not any(d.doc_id == "gov-pingtan-2022" for g in p.groups.values() for d in g)  # test never pooled
     assert make_folds(p.groups, 2) == p.folds  # deterministic
 
-    s = run(cfg, progress=lambda m: None)
+    import dataclasses
+
+    part = run(dataclasses.replace(cfg, only_folds=[1]), progress=lambda m: None)  # a first look at one fold
+    assert [r.name for r in (tmp_path / "cv" / "results").glob("*.json")] == ["tiny-f1-s0.json"]
+    assert part["recipes"]["tiny"]["runs"] == 1 and not part["recipes"]["tiny"]["complete"]
+    s = run(cfg, progress=lambda m: None)  # the whole run takes the fold done before as it is
     results = sorted((tmp_path / "cv" / "results").glob("*.json"))
     assert [r.name for r in results] == ["tiny-f0-s0.json", "tiny-f1-s0.json"]
     scored = []
@@ -134,6 +139,15 @@ def test_base_layers_keeps_the_first_layers_of_the_base(tmp_path):
     key = "bert.embeddings.word_embeddings.weight"  # each kept dimension is one of the base's after one small step
     near = (got[key][:, :, None] - pre[key][:, None, :]).abs().amax(dim=0) < 5e-3
     assert near.any(dim=1).all() and near.any(dim=0).sum() == 16
+
+
+def test_only_folds_must_name_folds_that_exist():
+    from govfacts.train.crossval import load_cv_settings
+
+    assert load_cv_settings(None, {"only_folds": [0, 4]}).only_folds == [0, 4]
+    for bad in ([], [5], [-1], ["1"]):
+        with pytest.raises(ValueError, match="only_folds must list fold numbers from 0 to 4"):
+            load_cv_settings(None, {"only_folds": bad})
 
 
 def test_a_reading_is_checked_before_any_model_is_read():

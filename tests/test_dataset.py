@@ -275,6 +275,64 @@ def test_mention_swap_copies_are_labelled_like_their_window(char_tok):
         assert any(x in b_ids for x in r["labels"]) and len(r["token_type_ids"]) == len(r["input_ids"])
 
 
+def test_a_breakdown_lists_parts_that_add_up_to_the_claim_under_its_label():
+    import random
+    import re
+
+    import yaml
+
+    from govfacts.train.dataset import add_breakdown
+
+    units = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "breakdown_units.yaml").read_text(
+        encoding="utf-8"))["units"]
+    text = "全年共受理政府信息公开申请120件，办结率100%，网站发布信息约30条。"
+    tags = ["O"] * len(text)
+    for claim, label in (("120件", "APPLICATIONS_RECEIVED"), ("100%", "RESPONSE_RATE"), ("约30条", "POSTS_PUBLISHED")):
+        a = text.index(claim)
+        tags[a:a + len(claim)] = [f"B-{label}"] + [f"I-{label}"] * (len(claim) - 1)
+    styles = set()
+    for seed in range(40):
+        new, new_tags = add_breakdown(text, tags, units, random.Random(seed))
+        assert len(new) == len(new_tags)
+        spans = [(new[a:b], label) for a, b, label in view_spans(new_tags)]
+        # only the plain whole-number claim takes a breakdown: not the rate, not the hedged claim
+        assert spans[0] == ("120件", "APPLICATIONS_RECEIVED") and spans[-2:] == [("100%", "RESPONSE_RATE"),
+                                                                                ("约30条", "POSTS_PUBLISHED")]
+        parts = spans[1:-2]
+        assert 2 <= len(parts) <= 5 and all(label == "APPLICATIONS_RECEIVED" for _, label in parts)
+        assert sum(int(q[:-1]) for q, _ in parts) == 120 and all(int(q[:-1]) >= 1 for q, _ in parts)
+        # the list sits at the end of the claim's clause; the rest of the text is unchanged
+        assert new.startswith("全年共受理政府信息公开申请120件") and new.endswith("，办结率100%，网站发布信息约30条。")
+        inserted = new[len("全年共受理政府信息公开申请120件"):-len("，办结率100%，网站发布信息约30条。")]
+        names = re.split(r"\d+件", inserted.strip("（）").removeprefix("，").removeprefix("其中").removeprefix("，"))
+        assert all(n.strip("、，") in units for n in names if n.strip("、，")), inserted
+        styles.add(inserted[:3])
+    assert len(styles) >= 3
+    only_rate = ["O"] * len(text)
+    a = text.index("100%")
+    only_rate[a:a + 4] = ["B-RESPONSE_RATE"] + ["I-RESPONSE_RATE"] * 3
+    assert add_breakdown(text, only_rate, units, random.Random(0)) is None
+
+
+def test_breakdown_copies_are_labelled_and_hinted_like_their_window(char_tok):
+    from govfacts.infer.rules import RuleExtractor
+    from govfacts.train.dataset import HintSpec
+
+    import yaml
+
+    units = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "breakdown_units.yaml").read_text(
+        encoding="utf-8"))["units"]
+    doc = corpus_docs()["hr-dongguan-2015"]
+    hints = HintSpec(RuleExtractor(), quantities=True)
+    plain = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, hints=hints)
+    more = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, hints=hints, breakdowns=1, units=units)
+    extra = [r for r in more if r["copy"] >= 1]
+    assert extra and len(more) == len(plain) + len(extra)
+    b_ids = {LABELS.label2id[f"B-{n}"] for n in LABELS.names}
+    for r in extra:
+        assert sum(x in b_ids for x in r["labels"]) >= 3 and len(r["token_type_ids"]) == len(r["input_ids"])
+
+
 def test_focus_windows_lie_around_candidates_and_keep_every_gold_span(char_tok):
     from govfacts.claims import focus_segments
     from govfacts.quantity import view_quantities

@@ -195,6 +195,61 @@ def swap_mentions(text: str, tags: Sequence[Optional[str]], bank: dict[str, list
     return "".join(parts), new_tags
 
 
+# Breakdown lists: a claim's total followed by its parts (`申请120件（市政府30件、宿城区50件、沭阳县40件）`,
+# `119期政策简明问答，其中，市级47期、宿城区28期`). The label contract gives every part the total's label; a
+# tagger that has seen few such lists reads their parts as unlabelled numbers although the rules hint them.
+_PLAIN_INT = re.compile(r"(\d{1,7})(人次|件次|条次|[件条期次篇宗项个场人名份册元户家起批])")  # no rates, no hedges
+_BREAKDOWN_STYLES = ("（{}）", "（其中{}）", "，其中{}", "，其中，{}")
+BREAKDOWN_MARKS = "，,。；;\n"
+BREAKDOWN_GAP = 24
+
+
+def _parts(total: int, k: int, rng) -> list[int]:
+    """`total` (≥ `k`) split into `k` whole parts of at least 1, largest first as reports list them about half the time."""
+    cuts = sorted(rng.sample(range(1, total), k - 1))
+    parts = [b - a for a, b in zip([0] + cuts, cuts + [total])]
+    return sorted(parts, reverse=True) if rng.random() < 0.5 else parts
+
+
+def add_breakdown(text: str, tags: Sequence[Optional[str]], units: Sequence[str], rng
+                  ) -> Optional[tuple[str, list[Optional[str]]]]:
+    """`text` with one of its plain whole-number claims (`120件`) followed, at the end of its clause, by a list of
+    2-5 parts under names drawn from `units` (`市本级`, `宿城区`, `市公安局` …), each part tagged with the claim's
+    label and all of them adding up to it; None where no claim can take one."""
+    options = []
+    for a, b, label in view_spans(tags):
+        m = _PLAIN_INT.fullmatch(text[a:b])
+        if not m or int(m.group(1)) < 3:
+            continue
+        end = next((i for i in range(b, min(len(text), b + BREAKDOWN_GAP)) if text[i] in BREAKDOWN_MARKS), None)
+        if end is None or any(t and t != "O" for t in tags[b:end]):
+            continue
+        options.append((end, int(m.group(1)), m.group(2), label))
+    if not options or not units:
+        return None
+    end, total, unit, label = rng.choice(options)
+    k = rng.randint(2, min(5, total, len(units)))
+    names = rng.sample(list(units), k)
+    items, item_tags = [], []
+    for name, value in zip(names, _parts(total, k, rng)):
+        q = f"{value}{unit}"
+        items.append(name + q)
+        item_tags.append(["O"] * len(name) + [f"B-{label}"] + [f"I-{label}"] * (len(q) - 1))
+    style = rng.choice(_BREAKDOWN_STYLES)
+    head, tail = style.split("{}")
+    sep = "、" if rng.random() < 0.8 else "，"
+    inserted, inserted_tags = head, ["O"] * len(head)
+    for i, (item, t) in enumerate(zip(items, item_tags)):
+        if i:
+            inserted += sep
+            inserted_tags += ["O"]
+        inserted += item
+        inserted_tags += t
+    inserted += tail
+    inserted_tags += ["O"] * len(tail)
+    return text[:end] + inserted + text[end:], list(tags[:end]) + inserted_tags + list(tags[end:])
+
+
 def text_hint_tags(text: str, rules) -> list[str]:
     """The rules' IOB2 tag per char of a text that is already a normalised view (a rewritten window)."""
     return spans_to_view_tags(TextView(text, text, list(range(len(text)))), rules.spans(text))
@@ -204,12 +259,14 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
                  stride: int = 64, augment: int = 0, rng=None, skip_plain: bool = False,
                  hints: Optional[HintSpec] = None, number_forms: int = 0, mention_swaps: int = 0,
                  bank: Optional[dict[str, list[str]]] = None, hedges: int = 0,
-                 focus: Optional[Sequence[int]] = None, unhedged: bool = False) -> list[dict]:
+                 focus: Optional[Sequence[int]] = None, unhedged: bool = False, breakdowns: int = 0,
+                 units: Sequence[str] = ()) -> list[dict]:
     """Training examples (one per window) of one annotated document, plus `augment` copies with
     perturbed claim values of every window that holds a span, `number_forms` copies with its claims
     written in other number forms (`rewrite_window`), `hedges` copies with its claims hedged (`约32条`,
     `32余条`, `32条左右`: `govfacts.numforms.hedge_forms`) and `mention_swaps` copies with their metric
-    phrases swapped for others of the same label (`swap_mentions` over `bank`). With `skip_plain`, windows are cut from the claim
+    phrases swapped for others of the same label (`swap_mentions` over `bank`), and `breakdowns` copies with one
+    claim broken down into named parts (`add_breakdown` over `units`). With `skip_plain`, windows are cut from the claim
     segments only, as the tagger reads them then (govfacts.claims), and with `focus` (before, after, after a
     cue) only from the ranges around their quantity candidates and negation cues
     (`govfacts.claims.focus_segments`). With `unhedged`, no window's encoding holds the approximators of
@@ -249,6 +306,7 @@ def doc_examples(doc: AnnotatedDoc, tokenizer, label2id: dict[str, int], max_len
         rewrites = [lambda: rewrite_window(texts[0], win_tags, rng)] * number_forms
         rewrites += [lambda: rewrite_window(texts[0], win_tags, rng, forms=hedge_forms)] * hedges
         rewrites += [lambda: swap_mentions(texts[0], win_tags, bank or {}, rng)] * mention_swaps
+        rewrites += [lambda: add_breakdown(texts[0], win_tags, units, rng)] * breakdowns
         for k, rewrite in enumerate(rewrites if has_claim else []):
             rewritten = rewrite()
             if rewritten is None:
@@ -278,7 +336,8 @@ def _encode(tokenizer, text: str, max_len: int, unhedged: bool) -> dict:
 def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | None = None, max_len: int = 256,
                   stride: int = 64, augment: int = 0, seed: int = 0, skip_plain: bool = False,
                   hints: Optional[HintSpec] = None, number_forms: int = 0, mention_swaps: int = 0,
-                  hedges: int = 0, focus: Optional[Sequence[int]] = None, unhedged: bool = False):
+                  hedges: int = 0, focus: Optional[Sequence[int]] = None, unhedged: bool = False,
+                  breakdowns: int = 0, units: Sequence[str] = ()):
     """A `datasets.Dataset` of windows (input_ids, attention_mask, labels, doc_id, start, end, copy,
     and token_type_ids with `hints`); copy > 0 marks an augmented window (see `perturb_numbers`).
     Mention swaps draw from the metric phrases of `docs` themselves and the rules' cue words
@@ -291,7 +350,7 @@ def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, labels: LabelSet | No
     bank = mention_bank(docs, cue_words()) if mention_swaps else None
     rows = [ex for doc in docs for ex in doc_examples(doc, tokenizer, label2id, max_len, stride, augment, rng,
                                                       skip_plain, hints, number_forms, mention_swaps, bank,
-                                                      hedges, focus, unhedged)]
+                                                      hedges, focus, unhedged, breakdowns, units)]
     cols = ["input_ids", "attention_mask", "labels", "doc_id", "start", "end", "copy"]
     if hints:
         cols.append("token_type_ids")

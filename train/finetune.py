@@ -85,11 +85,24 @@ class FinetuneSettings:
     base_hidden: Optional[int] = None
     kd_alpha: float = 0.9
     kd_temperature: float = 1.0
+    breakdowns: int = 0
+    breakdown_units: str = "configs/breakdown_units.yaml"
 
 
 def load_config(config_path: str | Path | None = None, overrides: Optional[dict] = None) -> FinetuneSettings:
     """configs/finetune.yaml (or `config_path`) with `overrides`; unknown or missing keys are an error."""
     return load_settings(FinetuneSettings, config_path or CONFIGS / "finetune.yaml", overrides)
+
+
+def breakdown_units(cfg: FinetuneSettings) -> list[str]:
+    """The part names `breakdowns` draws from (`breakdown_units`, a YAML file with a `units` list); none without it."""
+    if not int(cfg.breakdowns):
+        return []
+    path = resolve(cfg.breakdown_units)
+    units = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("units") or []
+    if not units or not all(isinstance(u, str) and u.strip() for u in units):
+        raise ValueError(f"{path}: `units` must be a non-empty list of names (breakdown parts)")
+    return [u.strip() for u in units]
 
 
 # -- evaluation -----------------------------------------------------------------------------------
@@ -311,7 +324,8 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
     data = build_dataset(train_docs, tokenizer, labels, max_len, stride, augment=int(cfg.augment),
                          number_forms=int(cfg.number_forms), mention_swaps=int(cfg.mention_swaps),
                          hedges=int(cfg.hedges), focus=cfg.focus, unhedged=bool(cfg.unhedged),
-                         seed=int(cfg.seed), skip_plain=bool(cfg.skip_plain), hints=hints)
+                         seed=int(cfg.seed), skip_plain=bool(cfg.skip_plain), hints=hints,
+                         breakdowns=int(cfg.breakdowns), units=breakdown_units(cfg))
     if len(data) == 0:
         raise ValueError("the train split yields no training windows")
     cols = [c for c in ("input_ids", "attention_mask", "labels", "token_type_ids") if c in data.column_names]
