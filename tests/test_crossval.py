@@ -150,6 +150,32 @@ def test_only_folds_must_name_folds_that_exist():
             load_cv_settings(None, {"only_folds": bad})
 
 
+def test_recipes_are_paired_on_the_runs_both_have(tmp_path):
+    """A recipe run on some folds only (`only_folds`) is compared with another on the (fold, seed) runs both have,
+    and the summary says so; complete recipes are paired over all their runs, as before."""
+    from govfacts.train.crossval import load_cv_settings, markdown, summarize
+
+    def result(recipe, fold, tp):
+        counts = [[tp, 10, 10], [tp, 10, 10]]  # (true positives, predicted, gold) per held-out document
+        return {"recipe": recipe, "fold": fold, "seed": 7, "docs": [f"d{fold}a", f"d{fold}b"],
+                "tagger": {"f1": tp / 10, "counts": counts}, "rules": {"f1": 0.8, "counts": [[8, 10, 10]] * 2}}
+
+    (tmp_path / "results").mkdir()
+    runs = [result("old", f, 7) for f in range(2)] + [result("new", 1, 9)]
+    for x in runs:
+        (tmp_path / "results" / f"{x['recipe']}-f{x['fold']}-s7.json").write_text(json.dumps(x), encoding="utf-8")
+    cfg = load_cv_settings(None, {"folds": 2, "seeds": [7], "recipes": {"old": {}, "new": {}}})
+    s = summarize(tmp_path, ["old", "new"], cfg)
+    assert s["recipes"]["old"]["complete"] and not s["recipes"]["new"]["complete"]
+    (pair,) = s["pairs"]
+    assert pair["runs"] == 1 and not pair["complete"] and abs(pair["diff"] - (0.7 - 0.9)) < 1e-9  # fold 1 only
+    assert "(on the 1 runs both have)" in markdown(s)
+    x = result("new", 0, 9)
+    (tmp_path / "results" / "new-f0-s7.json").write_text(json.dumps(x), encoding="utf-8")
+    (pair,) = summarize(tmp_path, ["old", "new"], cfg)["pairs"]
+    assert pair["runs"] == 2 and pair["complete"]
+
+
 def test_a_reading_is_checked_before_any_model_is_read():
     from govfacts.train.crossval import check_reading
 

@@ -322,12 +322,22 @@ def summarize(out: Path, recipes: list[str], cfg: CrossvalSettings) -> dict:
             "pooled": f1_of_counts(stacked(runs, "tagger")), "rules_pooled": f1_of_counts(stacked(runs, "rules")),
             "vs_rules": paired_bootstrap_counts(stacked(runs, "tagger"), stacked(runs, "rules")),
         }
-    names = [r for r in recipes if summary["recipes"].get(r, {}).get("complete")]
+    names = [r for r in recipes if r in summary["recipes"]]
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            summary["pairs"].append({"a": a, "b": b, **paired_bootstrap_counts(stacked(by[a], "tagger"),
-                                                                             stacked(by[b], "tagger"))})
+            keys = {(x["fold"], x["seed"]) for x in by[a]} & {(x["fold"], x["seed"]) for x in by[b]}
+            if not keys:
+                continue
+            both = lambda r: [x for x in by[r] if (x["fold"], x["seed"]) in keys]  # noqa: E731
+            summary["pairs"].append({"a": a, "b": b, "runs": len(keys),
+                                     "complete": summary["recipes"][a]["complete"] and summary["recipes"][b]["complete"],
+                                     **paired_bootstrap_counts(stacked(both(a), "tagger"), stacked(both(b), "tagger"))})
     return summary
+
+
+def _pair_scope(p: dict) -> str:
+    """Where a recipe is incomplete, its pair is scored on the (fold, seed) runs both recipes have."""
+    return "" if p.get("complete", True) else f" (on the {p['runs']} runs both have)"
 
 
 def _verdict(d: dict) -> str:
@@ -347,8 +357,8 @@ def markdown(s: dict) -> str:
                      f"{v['diff']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}] {_verdict(v)} |")
     if s["pairs"]:
         lines += ["", "| A | B | A − B [95 % CI] |", "|---|---|---|"]
-        lines += [f"| {p['a']} | {p['b']} | {p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}] {_verdict(p)} |"
-                  for p in s["pairs"]]
+        lines += [f"| {p['a']} | {p['b']} | {p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}] {_verdict(p)}"
+                  f"{_pair_scope(p)} |" for p in s["pairs"]]
     return "\n".join(lines) + "\n"
 
 
