@@ -92,7 +92,7 @@ if [ ${#LABEL_STUDIO_USER_TOKEN} -gt 40 ]; then
 fi
 
 install_studio
-prepare_empty_db
+[ -e "$DATA/label_studio.sqlite3" ] || prepare_empty_db  # a data dir in use never waits for it
 
 mkdir -p "$DATA"
 # A data dir keeps the account it was created with: Label Studio ignores a new password or token for it.
