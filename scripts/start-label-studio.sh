@@ -49,11 +49,17 @@ install_studio() {
 # database in the data dir: with another DJANGO_DB or a DATABASE_NAME, Label Studio's own start-up is left alone.
 EMPTY_DB_ROOT=$VENV/govfacts-empty-db
 uses_default_db() { [ "${DJANGO_DB:-sqlite}" = sqlite ] && [ -z "${DATABASE_NAME:-}" ]; }
-empty_db() { echo "$EMPTY_DB_ROOT/$("$VENV/bin/python" -c 'import label_studio; print(label_studio.__version__)')/label_studio.sqlite3"; }
+EMPTY_DB=  # its path for the installed version, asked of Label Studio once
+find_empty_db() {
+  [ -n "$EMPTY_DB" ] && return 0
+  local version
+  version=$("$VENV/bin/python" -c 'import label_studio; print(label_studio.__version__)') || return 1
+  EMPTY_DB=$EMPTY_DB_ROOT/$version/label_studio.sqlite3
+}
 prepare_empty_db() {
   uses_default_db || return 0
-  local dest tmp
-  dest=$(empty_db) || return 0
+  find_empty_db || return 0
+  local dest=$EMPTY_DB tmp
   [ -f "$dest" ] && return 0
   mkdir -p "$(dirname "$dest")"
   tmp=$(mktemp -d "$EMPTY_DB_ROOT/.building.XXXXXX")
@@ -69,10 +75,9 @@ prepare_empty_db() {
 seed_data_dir() {
   uses_default_db || return 0
   [ -e "$DATA/label_studio.sqlite3" ] && return 0
-  local src
-  src=$(empty_db) || return 0
-  [ -f "$src" ] || return 0
-  cp "$src" "$DATA/.label_studio.sqlite3.tmp" && mv "$DATA/.label_studio.sqlite3.tmp" "$DATA/label_studio.sqlite3"
+  find_empty_db || return 0
+  [ -f "$EMPTY_DB" ] || return 0
+  cp "$EMPTY_DB" "$DATA/.label_studio.sqlite3.tmp" && mv "$DATA/.label_studio.sqlite3.tmp" "$DATA/label_studio.sqlite3"
 }
 
 if [ "${1:-start}" = "install" ]; then

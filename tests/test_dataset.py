@@ -275,16 +275,20 @@ def test_mention_swap_copies_are_labelled_like_their_window(char_tok):
         assert any(x in b_ids for x in r["labels"]) and len(r["token_type_ids"]) == len(r["input_ids"])
 
 
+def _breakdown_units() -> list[str]:
+    """The part names a fine-tuning run with `breakdowns` reads (configs/breakdown_units.yaml)."""
+    from govfacts.train.finetune import breakdown_units, load_config
+
+    return breakdown_units(load_config(overrides={"breakdowns": 1}))
+
+
 def test_a_breakdown_lists_parts_that_add_up_to_the_claim_under_its_label():
     import random
     import re
 
-    import yaml
-
     from govfacts.train.dataset import add_breakdown
 
-    units = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "breakdown_units.yaml").read_text(
-        encoding="utf-8"))["units"]
+    units = _breakdown_units()
     text = "全年共受理政府信息公开申请120件，办结率100%，网站发布信息约30条。"
     tags = ["O"] * len(text)
     for claim, label in (("120件", "APPLICATIONS_RECEIVED"), ("100%", "RESPONSE_RATE"), ("约30条", "POSTS_PUBLISHED")):
@@ -318,10 +322,7 @@ def test_breakdown_copies_are_labelled_and_hinted_like_their_window(char_tok):
     from govfacts.infer.rules import RuleExtractor
     from govfacts.train.dataset import HintSpec
 
-    import yaml
-
-    units = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "breakdown_units.yaml").read_text(
-        encoding="utf-8"))["units"]
+    units = _breakdown_units()
     doc = corpus_docs()["hr-dongguan-2015"]
     hints = HintSpec(RuleExtractor(), quantities=True)
     plain = doc_examples(doc, char_tok, LABELS.label2id, 128, 32, hints=hints)

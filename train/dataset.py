@@ -230,23 +230,16 @@ def add_breakdown(text: str, tags: Sequence[Optional[str]], units: Sequence[str]
     end, total, unit, label = rng.choice(options)
     k = rng.randint(2, min(5, total, len(units)))
     names = rng.sample(list(units), k)
-    items, item_tags = [], []
-    for name, value in zip(names, _parts(total, k, rng)):
-        q = f"{value}{unit}"
-        items.append(name + q)
-        item_tags.append(["O"] * len(name) + [f"B-{label}"] + [f"I-{label}"] * (len(q) - 1))
-    style = rng.choice(_BREAKDOWN_STYLES)
-    head, tail = style.split("{}")
+    quantities = [f"{value}{unit}" for value in _parts(total, k, rng)]
+    head, tail = rng.choice(_BREAKDOWN_STYLES).split("{}")
     sep = "、" if rng.random() < 0.8 else "，"
-    inserted, inserted_tags = head, ["O"] * len(head)
-    for i, (item, t) in enumerate(zip(items, item_tags)):
-        if i:
-            inserted += sep
-            inserted_tags += ["O"]
-        inserted += item
-        inserted_tags += t
-    inserted += tail
-    inserted_tags += ["O"] * len(tail)
+    inserted = head + sep.join(name + q for name, q in zip(names, quantities)) + tail
+    inserted_tags: list[Optional[str]] = ["O"] * len(inserted)
+    at = len(head)
+    for name, q in zip(names, quantities):
+        at += len(name)
+        inserted_tags[at:at + len(q)] = [f"B-{label}"] + [f"I-{label}"] * (len(q) - 1)
+        at += len(q) + len(sep)
     return text[:end] + inserted + text[end:], list(tags[:end]) + inserted_tags + list(tags[end:])
 
 
