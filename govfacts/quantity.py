@@ -38,12 +38,15 @@ UNITS = ["人次", "件次", "条次", "场次", "批次", "篇次", "万元", "
 _UNIT_RX = "|".join(re.escape(u) for u in UNITS)
 _CN = "零〇一二两三四五六七八九十百千"
 # Chinese numerals: 万/亿 inside one only when more digits follow (`十九万六千零二十二`; in `三万次` the 万 is
-# the multiplier, as in `一万余次`). A lone 一 (`申请一件。`) only where its classifier closes the clause: `一个良好的格局`,
-# `一次性`, `一批…` are not counts.
+# the multiplier, as in `一万余次`); a bare 万/亿 is one of it where 多/余 follows (`发放资料万余份`; `万家` is no
+# count). A lone 一 (`申请一件。`) only where its classifier closes the clause: `一个良好的格局`,
+# `一次性`, `一批…` are not counts; before 名, a classifier of people only, it is one (`安排一名干部专门负责`).
 _NUM = (r"(?:[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?"
         r"|[零〇二两三四五六七八九十百千](?:[" + _CN + r"]|[万亿](?=[" + _CN + r"]))*"
         r"|一(?:[" + _CN + r"]|[万亿](?=[" + _CN + r"]))+"
         r"|一(?=[万亿])"
+        r"|[万亿](?=[多余])"
+        r"|一(?=名)"
         r"|一(?=(?:" + _UNIT_RX + r")(?:[，。；;、,）)\s为]|$)))")
 QUANTITY_RX = re.compile(
     r"(?<![0-9A-Za-z.\-/:])(?:(?P<pre>将近|大约|超过|近|约|逾|超))?(?P<num>" + _NUM + r")"

@@ -102,8 +102,21 @@ def test_a_lone_yi_is_a_count_only_where_its_classifier_ends_the_clause():
 
     for text, want in [("共收到政府信息公开申请一件，均按时办结。", ["一件"]), ("一件为不予处理。", ["一件"]),
                        ("行政诉讼一起。", ["一起"]), ("接听一万余次。", ["一万余次"]),
-                       ("构筑了一个良好的工作格局。", []), ("一次性告知。", []), ("一批重点项目", [])]:
+                       ("构筑了一个良好的工作格局。", []), ("一次性告知。", []), ("一批重点项目", []),
+                       ("安排一名干部专门负责网站管理", ["一名"])]:  # 名 counts people only
         assert [text[s:e] for s, e in find_quantities(text)] == want, text
+
+
+def test_a_bare_wan_is_ten_thousand_where_duo_or_yu_follows():
+    from govfacts.quantity import find_quantities, parse_quantity
+
+    for text, want in [("发放资料万余份，依托媒体", "万余份"), ("参训万多人次。", "万多人次")]:
+        found = [text[s:e] for s, e in find_quantities(text)]
+        assert found == [want], text
+        q = parse_quantity(want)
+        assert (q.value, q.qualifier) == (10000, "more_than")
+    for text in ("社保服务进万家", "万元户"):  # a bare 万 without 多/余 is no count
+        assert find_quantities(text) == [], text
 
 
 def test_each_view_quantity_has_its_unit_as_the_contract_writes_it():
