@@ -176,6 +176,29 @@ def test_recipes_are_paired_on_the_runs_both_have(tmp_path):
     assert pair["runs"] == 2 and pair["complete"]
 
 
+def test_a_group_of_documents_is_scored_apart(tmp_path):
+    """`doc_groups`: the held-out documents matching a group's patterns are pooled on their own, tagger beside the
+    rules; a group with no held-out document is None, and the whole recipe's scores are unchanged."""
+    from govfacts.train.crossval import load_cv_settings, markdown, summarize
+
+    (tmp_path / "results").mkdir()
+    for fold in range(2):
+        x = {"recipe": "r", "fold": fold, "seed": 7, "docs": [f"extra-7a0{fold}", f"gov-x-{fold}"],
+             "tagger": {"f1": 0.0, "counts": [[9, 10, 10], [6, 10, 10]]},
+             "rules": {"f1": 0.0, "counts": [[7, 10, 10], [8, 10, 10]]}}
+        (tmp_path / "results" / f"r-f{fold}-s7.json").write_text(json.dumps(x), encoding="utf-8")
+    cfg = load_cv_settings(None, {"folds": 2, "seeds": [7], "recipes": {"r": {}},
+                                  "doc_groups": {"new": ["extra-7*"], "old": ["gov-*"], "none": ["zz-*"]}})
+    s = summarize(tmp_path, ["r"], cfg)["recipes"]["r"]
+    new, old = s["groups"]["new"], s["groups"]["old"]
+    assert (new["docs"], new["gold"]) == (2, 20) and (new["pooled"], new["rules_pooled"]) == pytest.approx((0.9, 0.7))
+    assert old["docs"] == 2 and (old["pooled"], old["rules_pooled"]) == pytest.approx((0.6, 0.8))
+    assert abs(new["vs_rules"]["diff"] - 0.2) < 1e-9 and s["groups"]["none"] is None
+    assert abs(s["pooled"] - 0.75) < 1e-9 and abs(s["rules_pooled"] - 0.75) < 1e-9
+    md = markdown(summarize(tmp_path, ["r"], cfg))
+    assert "| r | new | 2 | 20 | 0.900 | 0.700 | +0.200" in md and "| r | none |" not in md
+
+
 def test_a_reading_is_checked_before_any_model_is_read():
     from govfacts.train.crossval import check_reading
 

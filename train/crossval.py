@@ -58,6 +58,7 @@ class CrossvalSettings:
     keep_models: bool
     only_folds: Optional[list] = None  # run just these folds (a first look at a recipe where a fold shows its
                                        # problem); the summary then calls the recipe incomplete
+    doc_groups: dict = dataclasses.field(default_factory=dict)  # name → doc-id patterns: scored apart as well
 
 
 def load_cv_settings(path: str | Path | None = None, overrides: Optional[dict] = None) -> CrossvalSettings:
@@ -307,8 +308,10 @@ def summarize(out: Path, recipes: list[str], cfg: CrossvalSettings) -> dict:
     by = {r: [x for x in res if x["recipe"] == r] for r in recipes}
     summary: dict = {"folds": cfg.folds, "seeds": list(cfg.seeds), "recipes": {}, "pairs": []}
 
-    def stacked(runs, who):  # documents of every fold, seed after seed: one row per (seed, document)
-        return [row for x in sorted(runs, key=lambda x: (x["seed"], x["fold"])) for row in x[who]["counts"]]
+    def stacked(runs, who, patterns=None):  # documents of every fold, seed after seed: one row per (seed, document)
+        return [row for x in sorted(runs, key=lambda x: (x["seed"], x["fold"]))
+                for doc, row in zip(x["docs"], x[who]["counts"])
+                if patterns is None or any(fnmatchcase(doc, p) for p in patterns)]
 
     for r, runs in by.items():
         if not runs:
@@ -321,6 +324,8 @@ def summarize(out: Path, recipes: list[str], cfg: CrossvalSettings) -> dict:
             "rules_mean": statistics.mean(rules), "rules_sd": statistics.stdev(rules) if len(rules) > 1 else 0.0,
             "pooled": f1_of_counts(stacked(runs, "tagger")), "rules_pooled": f1_of_counts(stacked(runs, "rules")),
             "vs_rules": paired_bootstrap_counts(stacked(runs, "tagger"), stacked(runs, "rules")),
+            "groups": {g: _group_scores(stacked(runs, "tagger", pats), stacked(runs, "rules", pats))
+                       for g, pats in cfg.doc_groups.items()},
         }
     names = [r for r in recipes if r in summary["recipes"]]
     for i, a in enumerate(names):
@@ -333,6 +338,15 @@ def summarize(out: Path, recipes: list[str], cfg: CrossvalSettings) -> dict:
                                      "complete": summary["recipes"][a]["complete"] and summary["recipes"][b]["complete"],
                                      **paired_bootstrap_counts(stacked(both(a), "tagger"), stacked(both(b), "tagger"))})
     return summary
+
+
+def _group_scores(tagger: list, rules: list) -> Optional[dict]:
+    """Pooled tagger and rules F1 on one group's held-out documents and their paired bootstrap (None: no
+    document of the group was held out)."""
+    if not tagger:
+        return None
+    return {"docs": len(tagger), "gold": sum(row[2] for row in tagger), "pooled": f1_of_counts(tagger),
+            "rules_pooled": f1_of_counts(rules), "vs_rules": paired_bootstrap_counts(tagger, rules)}
 
 
 def _pair_scope(p: dict) -> str:
@@ -355,6 +369,14 @@ def markdown(s: dict) -> str:
         lines.append(f"| {r} | {x['runs']}{'' if x['complete'] else ' (incomplete)'} | {x['mean']:.3f} ± {x['sd']:.3f} | "
                      f"{x['rules_mean']:.3f} ± {x['rules_sd']:.3f} | {x['pooled']:.3f} | {x['rules_pooled']:.3f} | "
                      f"{v['diff']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}] {_verdict(v)} |")
+    groups = [(r, g, v) for r, x in s["recipes"].items() for g, v in x.get("groups", {}).items() if v]
+    if groups:
+        lines += ["", "Documents of a group alone (pooled over the runs, (seed, document) rows):", "",
+                  "| recipe | group | rows | gold spans | tagger | rules | tagger − rules [95 % CI] |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r} | {g} | {v['docs']} | {v['gold']} | {v['pooled']:.3f} | {v['rules_pooled']:.3f} | "
+                  f"{v['vs_rules']['diff']:+.3f} [{v['vs_rules']['low']:+.3f}, {v['vs_rules']['high']:+.3f}] "
+                  f"{_verdict(v['vs_rules'])} |" for r, g, v in groups]
     if s["pairs"]:
         lines += ["", "| A | B | A − B [95 % CI] |", "|---|---|---|"]
         lines += [f"| {p['a']} | {p['b']} | {p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}] {_verdict(p)}"
