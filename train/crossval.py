@@ -322,8 +322,7 @@ def summarize(out: Path, recipes: list[str], cfg: CrossvalSettings) -> dict:
             "runs": len(runs), "complete": len(runs) == cfg.folds * len(cfg.seeds),
             "mean": statistics.mean(f1s), "sd": statistics.stdev(f1s) if len(f1s) > 1 else 0.0,
             "rules_mean": statistics.mean(rules), "rules_sd": statistics.stdev(rules) if len(rules) > 1 else 0.0,
-            "pooled": f1_of_counts(stacked(runs, "tagger")), "rules_pooled": f1_of_counts(stacked(runs, "rules")),
-            "vs_rules": paired_bootstrap_counts(stacked(runs, "tagger"), stacked(runs, "rules")),
+            **(_group_scores(stacked(runs, "tagger"), stacked(runs, "rules")) or {}),
             "groups": {g: _group_scores(stacked(runs, "tagger", pats), stacked(runs, "rules", pats))
                        for g, pats in cfg.doc_groups.items()},
         }
@@ -341,8 +340,8 @@ def summarize(out: Path, recipes: list[str], cfg: CrossvalSettings) -> dict:
 
 
 def _group_scores(tagger: list, rules: list) -> Optional[dict]:
-    """Pooled tagger and rules F1 on one group's held-out documents and their paired bootstrap (None: no
-    document of the group was held out)."""
+    """Pooled tagger and rules F1 on held-out documents (a recipe's all, or one group's) and their paired
+    bootstrap (None: no such document was held out)."""
     if not tagger:
         return None
     return {"docs": len(tagger), "gold": sum(row[2] for row in tagger), "pooled": f1_of_counts(tagger),
