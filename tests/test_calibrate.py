@@ -128,6 +128,19 @@ def test_best_min_score_by_hand():
     assert best["min_score"] == 0.15 and abs(best["f1"] - 0.75) < 1e-9 and best["spans"] == 4
 
 
+def test_a_fixed_min_score_is_set_and_the_dev_grid_still_recorded(tiny, dev_docs):
+    from govfacts.infer.tagger import Tagger
+    from govfacts.train.calibrate import fit_min_score
+
+    tagger = Tagger.from_pretrained(tiny, num_threads=1)
+    fitted = fit_min_score(tagger, dev_docs, write=False)
+    fixed = fit_min_score(tagger, dev_docs, write=False, fixed=0.0)
+    assert fixed["fixed"] is True and fixed["min_score"] == 0.0 == tagger.options.min_score
+    assert fixed["dev_best"] == fitted["min_score"] and fixed["dev_best_f1"] == pytest.approx(fitted["f1"])
+    assert fixed["f1"] == pytest.approx(fixed["f1_without"])  # a threshold of 0 keeps every span
+    assert fixed["grid"] == fitted["grid"] and fixed["spans"] == fitted["grid"][0]["spans"]
+
+
 def test_platt_fit_recovers_a_known_map():
     import numpy as np
 
