@@ -1,0 +1,31 @@
+"""The held-out passages of unseen agencies (annotations/heldout): valid, fully reviewed, cited, and apart from
+the corpus in documents, agencies, text and splits, so a score on them is a score on agencies never seen."""
+import re
+
+from govfacts.annotations import validate_exports
+from govfacts.consistency import uncovered_numbers
+from govfacts.paths import ANNOTATIONS
+from govfacts.splits import load_splits, split_of
+from govfacts.train.crossval import read_manifest
+
+
+def test_heldout_passages_are_valid_cited_and_apart_from_the_corpus(docs):
+    held, problems = validate_exports([ANNOTATIONS / "heldout"])
+    assert problems == [] and len(held) >= 150 and sum(len(d.spans) for d in held) >= 600
+    assert [u for d in held for u in uncovered_numbers(d)] == []
+    ids = {d.doc_id for d in held}
+    assert not ids & set(docs)
+    assert not ids & set(split_of(load_splits(), sorted(ids)))  # no split entry reaches them
+
+    manifest = read_manifest(ANNOTATIONS / "MANIFEST.tsv")
+    rows = {d: r for d, r in manifest.items() if r["kind"] == "heldout"}
+    assert set(rows) == ids and all(r["source"] and r["agency"] for r in rows.values())
+    corpus_agencies = {r["agency"] for d, r in manifest.items() if r["kind"] != "heldout"}
+    assert len({r["agency"] for r in rows.values()}) >= 80
+    assert not {r["agency"] for r in rows.values()} & corpus_agencies
+
+    def key(text: str) -> str:
+        return re.sub(r"\s+", "", text)[:40]
+
+    corpus_text = "\n".join(re.sub(r"\s+", "", d.text) for d in docs.values())
+    assert [d.doc_id for d in held if key(d.text) in corpus_text] == []
