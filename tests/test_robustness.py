@@ -8,6 +8,7 @@ from govfacts.annotations import load_split
 from govfacts.cli import app
 from govfacts.evaluate.robustness import REWRITES, Case, load_distractors, markdown, run, sentence_cases, transform
 from govfacts.infer.rules import RuleExtractor
+from govfacts.paths import ANNOTATIONS
 from govfacts.quantity import parse_quantity
 from govfacts.records import Span
 
@@ -75,3 +76,11 @@ def test_suite_runs_on_the_rules(tmp_path):
     data = json.loads((tmp_path / "robustness.json").read_text(encoding="utf-8"))
     assert "distractors" in next(iter(data["models"].values()))
     assert "| chinese_numerals |" in (tmp_path / "robustness.md").read_text(encoding="utf-8")
+    held = ANNOTATIONS / "heldout" / "extra-passages-8k.json"
+    res = CliRunner().invoke(app, ["robustness", "-m", "rules", "--gold", str(held), "--out", str(tmp_path / "h")])
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "h" / "robustness.md").read_text(encoding="utf-8")
+    assert md.startswith(f"# govfacts robustness ({held} sentences)") and "| pdf_spacing |" in md
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(app, ["robustness", "-m", "rules", "--gold", str(tmp_path / "empty"), "--out", str(tmp_path / "e")])
+    assert res.exit_code == 2 and "no gold documents" in res.output

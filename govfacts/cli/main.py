@@ -213,13 +213,24 @@ def evaluate(
 def robustness(
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="As for evaluate; repeat to compare."),
     split: List[str] = typer.Option(["dev", "test"], "--split", help="Gold splits whose sentences are rewritten."),
+    gold: Optional[List[Path]] = typer.Option(None, "--gold", help="Label Studio export(s) or folder whose "
+                                              "sentences are rewritten instead of the splits' (e.g. annotations/heldout)."),
     out_dir: Path = typer.Option(Path("out/robustness"), "--out", help="Folder for robustness.json and .md."),
     int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help="Tagger weights, as for extract."),
     runtime: Optional[str] = typer.Option(None, "--runtime", help="Tagger encoder, as for extract."),
 ) -> None:
     """Same claim, other number forms / hedges / script / PDF spacing: same fact? Real non-disclosure
     sentences: no fact? Fact F1 per transformation and the distractors' clean share."""
-    docs = [d for sp in split for d in load_split(sp)]
+    if gold:
+        docs, problems = load_gold(gold)
+        for p in problems:
+            typer.echo(f"problem (task skipped): {p}", err=True)
+        source = ", ".join(map(str, gold))
+    else:
+        docs, source = [d for sp in split for d in load_split(sp)], ", ".join(split)
+    if not docs:
+        err.print(f"[red]error:[/red] no gold documents in {source}")
+        raise typer.Exit(2)
     extractors = []
     for spec in model or [None]:
         try:
@@ -231,7 +242,7 @@ def robustness(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "robustness.json", json.dumps(asdict(rep), ensure_ascii=False, indent=1) + "\n")
     md = robustness_markdown(rep)
-    write_text_atomic(out_dir / "robustness.md", f"# govfacts robustness ({', '.join(split)} sentences)\n\n{md}\n")
+    write_text_atomic(out_dir / "robustness.md", f"# govfacts robustness ({source} sentences)\n\n{md}\n")
     out.print(md)
     err.print(f"written to {out_dir}/robustness.md (+ robustness.json)")
 
