@@ -29,3 +29,15 @@ def test_heldout_passages_are_valid_cited_and_apart_from_the_corpus(docs):
 
     corpus_text = "\n".join(re.sub(r"\s+", "", d.text) for d in docs.values())
     assert [d.doc_id for d in held if key(d.text) in corpus_text] == []
+
+
+def test_a_second_annotation_of_the_heldout_passages_agrees():
+    """The held-out gold is only as good as its annotation: a blind second one agrees at fact F1 ≥ 0.95."""
+    from govfacts.scoring import match_spans, prf_of
+
+    first = {d.doc_id: d for d in validate_exports([ANNOTATIONS / "heldout"])[0]}
+    second, problems = validate_exports([ANNOTATIONS / "agreement" / "extra-passages-8-second.json"])
+    assert problems == [] and {d.doc_id for d in second} == set(first)
+    assert all(first[d.doc_id].text == d.text for d in second)
+    matches = [m for d in second for m in match_spans(d.doc_id, first[d.doc_id].spans, d.spans, "fact")]
+    assert prf_of(matches)["f1"] >= 0.95
