@@ -2,16 +2,25 @@
 the corpus in documents, agencies, text and splits, so a score on them is a score on agencies never seen."""
 import re
 
+import pytest
+
 from govfacts.annotations import validate_exports
 from govfacts.consistency import uncovered_numbers
 from govfacts.paths import ANNOTATIONS
+from govfacts.scoring import match_spans, prf_of
 from govfacts.splits import load_splits, split_of
 from govfacts.train.crossval import read_manifest
 
 
-def test_heldout_passages_are_valid_cited_and_apart_from_the_corpus(docs):
-    held, problems = validate_exports([ANNOTATIONS / "heldout"])
-    assert problems == [] and len(held) >= 150 and sum(len(d.spans) for d in held) >= 600
+@pytest.fixture(scope="module")
+def held():
+    docs, problems = validate_exports([ANNOTATIONS / "heldout"])
+    assert problems == []
+    return docs
+
+
+def test_heldout_passages_are_valid_cited_and_apart_from_the_corpus(docs, held):
+    assert len(held) >= 150 and sum(len(d.spans) for d in held) >= 600
     assert [u for d in held for u in uncovered_numbers(d)] == []
     ids = {d.doc_id for d in held}
     assert not ids & set(docs)
@@ -31,11 +40,9 @@ def test_heldout_passages_are_valid_cited_and_apart_from_the_corpus(docs):
     assert [d.doc_id for d in held if key(d.text) in corpus_text] == []
 
 
-def test_a_second_annotation_of_the_heldout_passages_agrees():
+def test_a_second_annotation_of_the_heldout_passages_agrees(held):
     """The held-out gold is only as good as its annotation: a blind second one agrees at fact F1 ≥ 0.95."""
-    from govfacts.scoring import match_spans, prf_of
-
-    first = {d.doc_id: d for d in validate_exports([ANNOTATIONS / "heldout"])[0]}
+    first = {d.doc_id: d for d in held}
     second, problems = validate_exports([ANNOTATIONS / "agreement" / "extra-passages-8-second.json"])
     assert problems == [] and {d.doc_id for d in second} == set(first)
     assert all(first[d.doc_id].text == d.text for d in second)

@@ -171,6 +171,14 @@ def labels(config: bool = typer.Option(False, "--studio-config", help="Print the
     sys.stdout.write((ls.studio_config() if config else ls.markdown_table()) + "\n")
 
 
+def _gold_docs(paths: List[Path], split: Optional[str] = None, splits_file: Optional[Path] = None) -> list:
+    """Gold documents of exports for evaluate and robustness; each invalid task is named and skipped."""
+    docs, problems = load_gold(paths, split, splits_file)
+    for p in problems:
+        typer.echo(f"problem (task skipped): {p}", err=True)
+    return docs
+
+
 @app.command()
 def evaluate(
     gold: List[Path] = typer.Option(..., "--gold", help="Label Studio export(s) or folder (e.g. annotations/)."),
@@ -188,9 +196,7 @@ def evaluate(
     """Score models against held-out annotations: seqeval per label, fact-level, calibration, errors.
 
     Each model is loaded and run exactly as `govfacts extract` runs it with the same options."""
-    docs, problems = load_gold(gold, split, splits_file)
-    for p in problems:
-        typer.echo(f"problem (task skipped): {p}", err=True)
+    docs = _gold_docs(gold, split, splits_file)
     if not docs:
         err.print("[red]error:[/red] no gold documents" + (f" in split {split!r}" if split else ""))
         raise typer.Exit(2)
@@ -221,13 +227,8 @@ def robustness(
 ) -> None:
     """Same claim, other number forms / hedges / script / PDF spacing: same fact? Real non-disclosure
     sentences: no fact? Fact F1 per transformation and the distractors' clean share."""
-    if gold:
-        docs, problems = load_gold(gold)
-        for p in problems:
-            typer.echo(f"problem (task skipped): {p}", err=True)
-        source = ", ".join(map(str, gold))
-    else:
-        docs, source = [d for sp in split for d in load_split(sp)], ", ".join(split)
+    source = ", ".join(map(str, gold or split))
+    docs = _gold_docs(gold) if gold else [d for sp in split for d in load_split(sp)]
     if not docs:
         err.print(f"[red]error:[/red] no gold documents in {source}")
         raise typer.Exit(2)
