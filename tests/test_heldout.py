@@ -20,7 +20,7 @@ def held():
 
 
 def test_heldout_passages_are_valid_cited_and_apart_from_the_corpus(docs, held):
-    assert len(held) >= 290 and sum(len(d.spans) for d in held) >= 1250
+    assert len(held) >= 130 and sum(len(d.spans) for d in held) >= 600
     assert [u for d in held for u in uncovered_numbers(d)] == []
     ids = {d.doc_id for d in held}
     assert not ids & set(docs)
@@ -30,7 +30,7 @@ def test_heldout_passages_are_valid_cited_and_apart_from_the_corpus(docs, held):
     rows = {d: r for d, r in manifest.items() if r["kind"] == "heldout"}
     assert set(rows) == ids and all(r["source"] and r["agency"] for r in rows.values())
     corpus_agencies = {r["agency"] for d, r in manifest.items() if r["kind"] != "heldout"}
-    assert len({r["agency"] for r in rows.values()}) >= 160
+    assert len({r["agency"] for r in rows.values()}) >= 75
     assert not {r["agency"] for r in rows.values()} & corpus_agencies
     # a corpus row may name no agency (whole reports, early passages): its page is then no held-out source
     corpus_sources = {r["source"] for d, r in manifest.items() if r["kind"] != "heldout"}
@@ -43,11 +43,12 @@ def test_heldout_passages_are_valid_cited_and_apart_from_the_corpus(docs, held):
     assert [d.doc_id for d in held if key(d.text) in corpus_text] == []
 
 
-@pytest.mark.parametrize("round_", ["8", "9"])
-def test_a_second_annotation_of_the_heldout_passages_agrees(held, round_):
-    """The held-out gold is only as good as its annotation: a blind second one of each round agrees at fact
-    F1 ≥ 0.95."""
-    first = {d.doc_id: d for d in held if d.doc_id.startswith(f"extra-{round_}")}
+@pytest.mark.parametrize("round_, prefixes", [("8", ("extra-8k", "extra-8l", "extra-8m", "extra-8n", "extra-8p")),
+                                              ("9", ("extra-9",))])
+def test_a_second_annotation_of_the_heldout_passages_agrees(docs, held, round_, prefixes):
+    """The held-out gold is only as good as its annotation: a blind second one of each round (round 8, held out
+    before this one, is training data now) agrees at fact F1 ≥ 0.95."""
+    first = {i: d for i, d in [*docs.items(), *((d.doc_id, d) for d in held)] if i.startswith(prefixes)}
     second, problems = validate_exports([ANNOTATIONS / "agreement" / f"extra-passages-{round_}-second.json"])
     assert problems == [] and {d.doc_id for d in second} == set(first)
     assert all(first[d.doc_id].text == d.text for d in second)

@@ -76,7 +76,7 @@ def test_suite_runs_on_the_rules(tmp_path):
     data = json.loads((tmp_path / "robustness.json").read_text(encoding="utf-8"))
     assert "distractors" in next(iter(data["models"].values()))
     assert "| chinese_numerals |" in (tmp_path / "robustness.md").read_text(encoding="utf-8")
-    held = ANNOTATIONS / "heldout" / "extra-passages-8k.json"
+    held = ANNOTATIONS / "heldout" / "extra-passages-9a.json"
     res = CliRunner().invoke(app, ["robustness", "-m", "rules", "--gold", str(held), "--out", str(tmp_path / "h")])
     assert res.exit_code == 0, res.output
     md = (tmp_path / "h" / "robustness.md").read_text(encoding="utf-8")
