@@ -376,3 +376,22 @@ def test_a_teacher_with_other_labels_is_refused(char_model, tmp_path):
         load_teacher(str(other), LABELS, None)
     with pytest.raises(ValueError, match="hint types"):
         load_teacher(str(char_model), LABELS, 999)
+
+
+def test_tag_loss_row_o_weights_reweigh_only_the_o_tags_of_their_rows():
+    from govfacts.train.dataset import IGNORE_INDEX
+    from govfacts.train.finetune import tag_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 5)
+    labels = torch.tensor([[0, 2, 0, IGNORE_INDEX], [0, 0, 0, IGNORE_INDEX]])  # O = 0; row 1 holds no claim
+    cw = torch.tensor([0.3, 1.0, 1.0, 1.0, 1.0])
+    plain = tag_loss(logits, labels, cw, 0)
+    same = tag_loss(logits, labels, cw, 0, torch.tensor([0.3, 0.3]))
+    assert float(same) == pytest.approx(float(plain), rel=1e-6)  # the O weight everywhere: cross_entropy(weight=)
+    nll = torch.nn.functional.cross_entropy(logits.reshape(-1, 5), labels.reshape(-1), ignore_index=IGNORE_INDEX,
+                                            reduction="none").view(2, 4)
+    heavy = tag_loss(logits, labels, cw, 0, torch.tensor([0.3, 1.0]))
+    w = torch.tensor([[0.3, 1.0, 0.3, 0.0], [1.0, 1.0, 1.0, 0.0]])
+    assert float(heavy) == pytest.approx(float((nll * w).sum() / w.sum()), rel=1e-6)
+    assert float(heavy) != pytest.approx(float(plain), rel=1e-3)

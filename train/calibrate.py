@@ -200,11 +200,19 @@ def fit_platt(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optiona
 HINT_GRID = (0.5, 0.4, 0.3, 0.2, 0.1)
 
 
+def pick_hint_threshold(rows: Sequence[dict], tolerance: float) -> dict:
+    """The grid row with the highest `hint_threshold` among those whose dev F1 is within `tolerance` of the best."""
+    top = max(r["f1"] for r in rows)
+    return max((r for r in rows if r["f1"] >= top - tolerance - 1e-9), key=lambda r: r["hint_threshold"])
+
+
 def fit_hint_threshold(tagger, dev_docs: Sequence, grid: Sequence[float] = HINT_GRID, write: bool = True,
                        model_dir: Optional[str | Path] = None, outputs: Optional[tuple] = None) -> Optional[dict]:
     """Choose `govfacts_hint_threshold` on dev: the entity mass a candidate the rules labelled needs to be
-    kept (0.5 = as any other; lower keeps more of the rules' claims the tagger doubts). Ties go to the
-    higher value. None for a tagger without rule hints or anchored decoding."""
+    kept (0.5 = as any other; lower keeps more of the rules' claims the tagger doubts). The highest value whose
+    dev F1 is within one gold span of the best (1 / gold spans) wins: a lower threshold that gains less than
+    one dev span is noise, and it lets through more of the rules' claims on text that holds none. None for a
+    tagger without rule hints or anchored decoding."""
     if tagger.rules is None or not tagger.options.anchor:
         return None
     views, batches = outputs or dev_outputs(tagger, dev_docs)
@@ -213,12 +221,13 @@ def fit_hint_threshold(tagger, dev_docs: Sequence, grid: Sequence[float] = HINT_
         tagger.options.hint_threshold = float(t)
         r = score_at(tagger, views, batches, dev_docs, tagger.options.temperature)
         rows.append({"hint_threshold": float(t), "f1": r["f1"], "spans": r["spans"]})
-    best = max(rows, key=lambda r: (round(r["f1"], 9), r["hint_threshold"]))
+    tol = 1.0 / max(1, sum(len(d.spans) for d in dev_docs))
+    best = pick_hint_threshold(rows, tol)
     tagger.options.hint_threshold = best["hint_threshold"]
     target = _target(tagger, model_dir)
     if write and target:
         update_config(target, {"govfacts_hint_threshold": best["hint_threshold"]})
-    return {**best, "grid": rows}
+    return {**best, "grid": rows, "tolerance": tol}
 
 
 def fit_min_score(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None,

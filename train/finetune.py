@@ -87,6 +87,7 @@ class FinetuneSettings:
     kd_temperature: float = 1.0
     breakdowns: int = 0
     breakdown_units: str = "configs/breakdown_units.yaml"
+    empty_o_weight: Optional[float] = None
 
 
 def load_config(config_path: str | Path | None = None, overrides: Optional[dict] = None) -> FinetuneSettings:
@@ -219,6 +220,25 @@ def _padded(arrays: list, width: int):
     return t
 
 
+def tag_loss(logits, labels, class_weight, o_id: int, row_o_weight=None):
+    """Weighted cross-entropy over the labelled tokens, a weighted mean as `cross_entropy(weight=...)` takes it.
+    `row_o_weight` ([batch]) replaces the O weight row by row: windows without a claim (negatives, claim-free
+    stretches of reports) can weigh their O tags more, so that a rule hint on a non-disclosure quantity costs
+    as much to keep as a claim costs to miss."""
+    import torch
+
+    flat = logits.reshape(-1, logits.shape[-1])
+    if row_o_weight is None:
+        return torch.nn.functional.cross_entropy(flat, labels.reshape(-1), weight=class_weight,
+                                                 ignore_index=IGNORE_INDEX)
+    nll = torch.nn.functional.cross_entropy(flat, labels.reshape(-1), ignore_index=IGNORE_INDEX,
+                                            reduction="none").view(labels.shape)
+    keep = labels != IGNORE_INDEX
+    w = class_weight[labels.clamp(min=0)]
+    w = torch.where(labels == o_id, row_o_weight[:, None].expand_as(w), w) * keep
+    return (nll * w).sum() / w.sum().clamp(min=1e-12)
+
+
 def distillation_loss(student, teacher, labels, temperature: float):
     """KL(teacher ‖ student) of the tag distributions softened by `temperature`, times T², over the tokens
     that carry a label: the student learns how sure the teacher is between tags, not only its argmax."""
@@ -340,8 +360,12 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
         teacher = load_teacher(str(cfg.teacher), labels, model.config.type_vocab_size if hints else None)
         soft = _teacher_logits(teacher, rows, pad_id, int(cfg.eval_batch_size))
         del teacher
+    o_id = labels.label2id["O"]
     class_weight = torch.ones(len(labels.bio_tags))
-    class_weight[labels.label2id["O"]] = float(cfg.o_weight)
+    class_weight[o_id] = float(cfg.o_weight)
+    empty = [all(t in (o_id, IGNORE_INDEX) for t in r["labels"]) for r in rows]  # windows without a claim
+    row_o = None if cfg.empty_o_weight is None else torch.tensor(
+        [float(cfg.empty_o_weight) if e else float(cfg.o_weight) for e in empty])
     bs = int(cfg.batch_size)
     steps_per_epoch = math.ceil(len(rows) / bs)
     total = int(cfg.epochs) * steps_per_epoch
@@ -355,7 +379,7 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
 
     log: dict[str, Any] = {"base_model": str(cfg.base_model), "config": dataclasses.asdict(cfg), "labels_version": labels.version,
                            "train_docs": [d.doc_id for d in train_docs], "dev_docs": [d.doc_id for d in dev_docs],
-                           "train_windows": len(rows), "span_counts": counts, "epochs": []}
+                           "train_windows": len(rows), "empty_windows": sum(empty), "span_counts": counts, "epochs": []}
     best_key, best_state, best_epoch, best_eval = None, None, None, None
     step, stopped = 0, "completed"
     deadline = t0 + 60 * float(cfg.max_minutes) if cfg.max_minutes else None
@@ -369,8 +393,7 @@ def finetune(config_path: str | Path | None = None, overrides: Optional[dict] = 
             batch = order[b:b + bs]
             ids, mask, types, lab = _collate([rows[i] for i in batch], pad_id)
             logits = model(input_ids=ids, attention_mask=mask, **({"token_type_ids": types} if hints else {})).logits
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
-                                                     weight=class_weight, ignore_index=IGNORE_INDEX)
+            loss = tag_loss(logits, lab, class_weight, o_id, None if row_o is None else row_o[batch])
             if soft is not None:
                 a = float(cfg.kd_alpha)
                 loss = (1 - a) * loss + a * distillation_loss(logits, _padded([soft[i] for i in batch], ids.shape[1]),
