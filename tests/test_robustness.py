@@ -11,6 +11,7 @@ from govfacts.infer.rules import RuleExtractor
 from govfacts.paths import ANNOTATIONS
 from govfacts.quantity import parse_quantity
 from govfacts.records import Span
+from govfacts.train.crossval import read_manifest
 
 
 def _case(text, *claims):
@@ -91,13 +92,11 @@ def test_no_distractor_page_feeds_training_or_another_set():
     rounds), and no set shares a page with another: a sentence of a page the tagger read would not test text it
     has not seen. (Some rare-label passages were cut from pages of the first set later, each sentence checked
     apart: annotations/robustness/README.md.)"""
+    manifest = read_manifest(ANNOTATIONS / "MANIFEST.tsv")  # every sentence's page, as cited
     by_set: dict[str, set] = {}
-    for f in sorted((ANNOTATIONS / "robustness").glob("distractors*.json")):
-        by_set[f.name] = {t["data"]["source"] for t in json.loads(f.read_text(encoding="utf-8"))}
-    used = set()
-    for folder in ("tasks", "heldout"):
-        for f in sorted((ANNOTATIONS / folder).glob("*.json")):
-            used |= {t["data"].get("source") for t in json.loads(f.read_text(encoding="utf-8"))} - {None, ""}
+    for c in load_distractors():
+        by_set.setdefault(c.source, set()).add(manifest[c.case_id]["source"])
+    used = {r["source"] for r in manifest.values() if r["kind"] != "distractor"} - {""}
     for name, pages in by_set.items():
         assert name == "distractors.json" or not pages & used, (name, sorted(pages & used)[:3])
         for other, more in by_set.items():
