@@ -158,13 +158,18 @@ def viterbi_many(view_probs: Sequence, tags: Sequence[str], chunk: int = 2048, l
     return out
 
 
-def viterbi_split(view_probs: Sequence, tags: Sequence[str]) -> list[list[int]]:
+def viterbi_split(view_probs: Sequence, tags: Sequence[str], budget: int = 1 << 18) -> list[list[int]]:
     """`viterbi_many` over (probs, covered) pairs, each cut at its certain-O chars.
 
     A covered char whose O probability is exactly 1 (a sentence the tagger did not read, or a saturated
     softmax) is O on the best path: any tag may precede O and O may precede any start tag, so the path
     splits there into independent pieces with the same tags. The pieces of all sequences advance
     together: Viterbi's Python steps follow the longest read run, not the longest document.
+
+    A tagger whose O is certain between most claims cuts a batch into tens of thousands of short pieces,
+    and one dense step array [pieces, longest piece, tags] would take a gigabyte; so the log-probs of all
+    pieces are built in one call, and the pieces (longest first) are decoded in groups of at most `budget`
+    padded chars each. Every piece is independent, so the tags are the same.
     """
     o = list(tags).index("O")
     pieces, where = [], []  # (probs, covered) of each piece; (sequence index, start)
@@ -180,8 +185,22 @@ def viterbi_split(view_probs: Sequence, tags: Sequence[str]) -> list[list[int]]:
         for a, b in zip(edges[::2], edges[1::2]):  # runs of not-certain chars
             pieces.append((probs[a:b], cov[a:b]))
             where.append((i, int(a)))
-    for (i, a), path in zip(where, viterbi_many(pieces, tags)):
-        out[i][a:a + len(path)] = path
+    if not pieces:
+        return out
+    lens = np.array([len(p) for p, _ in pieces])
+    cut = np.concatenate(([0], np.cumsum(lens)))
+    lp = char_log_probs(np.concatenate([p for p, _ in pieces]), np.concatenate([c for _, c in pieces]), tags)
+    order = sorted(range(len(pieces)), key=lambda j: -lens[j])
+    group: list[int] = []
+    for j in [*order, None]:
+        if group and (j is None or (len(group) + 1) * lens[group[0]] > budget):
+            paths = viterbi_many([lp[cut[g]:cut[g + 1]] for g in group], tags, log_space=True)
+            for g, path in zip(group, paths):
+                i, a = where[g]
+                out[i][a:a + len(path)] = path
+            group = []
+        if j is not None:
+            group.append(j)
     return out
 
 

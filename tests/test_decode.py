@@ -109,6 +109,9 @@ def test_split_at_certain_o_gives_the_whole_sequence_path():
         seqs.append((p, cov))
     assert viterbi_split(seqs, TAGS) == viterbi_many(seqs, TAGS)
     assert any(t != O for path in viterbi_split(seqs, TAGS) for t in path)
+    # decoded in groups of a few padded chars each (one piece per group at the smallest budget)
+    assert viterbi_split(seqs, TAGS, budget=1) == viterbi_many(seqs, TAGS)
+    assert viterbi_split(seqs, TAGS, budget=64) == viterbi_many(seqs, TAGS)
 
 
 def test_empty_and_single():
