@@ -190,17 +190,15 @@ def viterbi_split(view_probs: Sequence, tags: Sequence[str], budget: int = 1 << 
     lens = np.array([len(p) for p, _ in pieces])
     cut = np.concatenate(([0], np.cumsum(lens)))
     lp = char_log_probs(np.concatenate([p for p, _ in pieces]), np.concatenate([c for _, c in pieces]), tags)
-    order = sorted(range(len(pieces)), key=lambda j: -lens[j])
-    group: list[int] = []
-    for j in [*order, None]:
-        if group and (j is None or (len(group) + 1) * lens[group[0]] > budget):
-            paths = viterbi_many([lp[cut[g]:cut[g + 1]] for g in group], tags, log_space=True)
-            for g, path in zip(group, paths):
-                i, a = where[g]
-                out[i][a:a + len(path)] = path
-            group = []
-        if j is not None:
-            group.append(j)
+    groups: list[list[int]] = []  # piece indices, longest first; a group's padded size is its first piece's
+    for j in sorted(range(len(pieces)), key=lambda j: -lens[j]):
+        if not groups or (len(groups[-1]) + 1) * lens[groups[-1][0]] > budget:
+            groups.append([])
+        groups[-1].append(j)
+    for group in groups:
+        for g, path in zip(group, viterbi_many([lp[cut[g]:cut[g + 1]] for g in group], tags, log_space=True)):
+            i, a = where[g]
+            out[i][a:a + len(path)] = path
     return out
 
 
