@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 from govfacts.quantity import parse_quantity
 from govfacts.records import Span
@@ -163,7 +163,11 @@ def calibration_bin(confidence: float, bins: int = 10) -> Optional[int]:
 
 def calibration(matches: list[FactMatch], bins: int = 10) -> dict:
     """Expected calibration error of predicted facts: confidence vs the share that is right, in equal-width bins."""
-    preds = [(m.pred.score, m.kind == "tp") for m in matches if m.pred is not None]
+    return calibration_of([(m.pred.score, m.kind == "tp") for m in matches if m.pred is not None], bins)
+
+
+def calibration_of(preds: Sequence[tuple[float, bool]], bins: int = 10) -> dict:
+    """`calibration` of bare (confidence, right) pairs."""
     by_bin: list[list] = [[] for _ in range(bins)]
     for c, ok in preds:
         b = calibration_bin(c, bins)

@@ -12,6 +12,10 @@ calibration error (10 equal-width bins, as `govfacts evaluate` reports it) and e
 worse than at the current T; so the fit never makes dev ECE or dev F1 worse.
 
     .venv/bin/python -m govfacts.train.calibrate models/govfacts-tagger-zh [--out out/calibration]
+        [--platt-gold annotations/heldout]
+
+A 2-parameter Platt map of the span scores follows (`fit_platt`); `--platt-gold` adds annotated documents
+outside every split to the dev spans it is fitted on, since ~160 dev spans hold too few errors to fix its slope.
 
 writes `govfacts_temperature` (and a `govfacts_calibration` summary) into config.json atomically
 and, with --out, calibration.json and reliability.png (before/after). It then compares the dev F1
@@ -29,13 +33,15 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from govfacts.annotations import load_split
+from govfacts.annotations import load_gold, load_split
 from govfacts.atomic import write_text_atomic
+from govfacts.infer.decode import platt_scale
 from govfacts.infer.loader import InferSettings, load
 from govfacts.infer.tagger import Tagger
 from govfacts.paths import ANNOTATIONS
 from govfacts.plots import reliability_png
-from govfacts.scoring import calibration, in_scope, match_spans
+from govfacts.scoring import calibration, calibration_of, in_scope, match_spans
+from govfacts.splits import load_splits, split_of
 from govfacts.textview import build_view
 from govfacts.train.finetune import evaluate
 
@@ -85,10 +91,12 @@ def score_at(tagger, views, batches, docs, temperature: float) -> dict:
     """Predicted spans at `temperature` (decoded as at inference) against gold, matched strictly
     (same boundaries and label, `govfacts.scoring`): NLL, ECE, F1."""
     preds = tagger.decode_views(views, tagger.merge_windows(views, batches, temperature))
-    matches, n_gold = [], 0
-    for doc, spans in zip(docs, preds):
+    matches, n_gold, where = [], 0, []
+    for i, (doc, spans) in enumerate(zip(docs, preds)):
         n_gold += len(doc.spans)
-        matches += [m for m in match_spans(doc.doc_id, doc.spans, in_scope(doc, spans), "strict") if m.pred]
+        found = [m for m in match_spans(doc.doc_id, doc.spans, in_scope(doc, spans), "strict") if m.pred]
+        matches += found
+        where += [i] * len(found)
     conf = np.array([m.pred.score for m in matches], dtype=np.float64)
     ok = np.array([m.kind == "tp" for m in matches], dtype=np.float64)
     tp = float(ok.sum())
@@ -101,7 +109,7 @@ def score_at(tagger, views, batches, docs, temperature: float) -> dict:
         nll = None
     return {"temperature": temperature, "nll": nll, "calibration": calibration(matches),
             "f1": 2 * p * r / (p + r) if p + r else 0.0, "spans": len(matches), "conf": conf, "ok": ok,
-            "n_gold": n_gold}
+            "n_gold": n_gold, "doc": np.array(where, dtype=np.int64)}
 
 
 def dev_outputs(tagger, dev_docs: Sequence) -> tuple[list, list]:
@@ -167,26 +175,51 @@ def platt_fit(conf: np.ndarray, ok: np.ndarray, l2: float = 1e-2, iters: int = 5
 
 
 def fit_platt(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None,
-              outputs: Optional[tuple[list, list]] = None) -> dict:
+              outputs: Optional[tuple[list, list]] = None, extra_docs: Sequence = (),
+              extra_outputs: Optional[tuple[list, list]] = None) -> dict:
     """Platt-scale the span scores on dev at the tagger's temperature (`govfacts_platt` in config.json).
 
     Temperature scaling moves every character's distribution alike; a span score (the weakest
     character's label mass) is then still over- or under-confident as a whole. A 2-parameter
-    monotone map fitted on dev spans corrects that without changing which spans are found."""
+    monotone map fitted on dev spans corrects that without changing which spans are found.
+
+    `extra_docs` (annotated documents the model was not trained on, e.g. a held-out round) join the dev
+    spans for this map only: a map fitted on ~160 dev spans follows the few errors they hold. Since the
+    map changes no span, their F1 stays a clean measurement; their ECE does not, so the fit also reports
+    the ECE of maps fitted on dev plus half of their agencies, measured on the other half (`crossfit`)."""
     views, batches = outputs or dev_outputs(tagger, dev_docs)
     old = (tagger.options.min_score, tagger.options.platt)
     tagger.options.min_score, tagger.options.platt = 0.0, None
     try:
-        raw = score_at(tagger, views, batches, dev_docs, float(tagger.options.temperature))
-        a, b = platt_fit(raw["conf"], raw["ok"])
+        t = float(tagger.options.temperature)
+        raw = score_at(tagger, views, batches, dev_docs, t)
+        conf, ok = raw["conf"], raw["ok"]
+        extra = None
+        if extra_docs:
+            ev, eb = extra_outputs or dev_outputs(tagger, extra_docs)
+            extra = score_at(tagger, ev, eb, extra_docs, t)
+            conf, ok = np.concatenate([conf, extra["conf"]]), np.concatenate([ok, extra["ok"]])
+        a, b = platt_fit(conf, ok)
         tagger.options.platt = (a, b)
-        after = score_at(tagger, views, batches, dev_docs, float(tagger.options.temperature))
+        after = score_at(tagger, views, batches, dev_docs, t)
+        extra_after = score_at(tagger, ev, eb, extra_docs, t) if extra else None
     finally:
         tagger.options.min_score = old[0]
     out = {"a": a, "b": b, "ece_before": raw["calibration"]["ece"], "ece_after": after["calibration"]["ece"],
            "nll_before": raw["nll"], "nll_after": after["nll"], "spans": raw["spans"],
            "calibration_before": raw["calibration"], "calibration_after": after["calibration"]}
-    if after["nll"] is None or raw["nll"] is None or after["nll"] > raw["nll"]:
+    nll_before, nll_after = raw["nll"], after["nll"]
+    if extra:
+        groups = [str(d.meta.get("agency") or d.doc_id) for d in extra_docs]
+        out.update({"extra_docs": [d.doc_id for d in extra_docs], "extra_spans": extra["spans"],
+                    "extra_ece_before": extra["calibration"]["ece"], "extra_ece_after": extra_after["calibration"]["ece"],
+                    "crossfit": crossfit_platt(raw["conf"], raw["ok"], extra["conf"], extra["ok"],
+                                               [groups[i] for i in extra["doc"]])})
+        n0, n1 = raw["spans"], extra["spans"]  # the objective is the pooled NLL
+        if None not in (raw["nll"], after["nll"], extra["nll"], extra_after["nll"]):
+            nll_before = (n0 * raw["nll"] + n1 * extra["nll"]) / (n0 + n1)
+            nll_after = (n0 * after["nll"] + n1 * extra_after["nll"]) / (n0 + n1)
+    if nll_after is None or nll_before is None or nll_after > nll_before:
         tagger.options.platt = old[1]
         out["kept"] = False
         return out
@@ -195,6 +228,32 @@ def fit_platt(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optiona
     if write and target is not None:
         update_config(target, {"govfacts_platt": [a, b]})
     return out
+
+
+def crossfit_platt(dev_conf: np.ndarray, dev_ok: np.ndarray, conf: np.ndarray, ok: np.ndarray,
+                   groups: Sequence[str], repeats: int = 20, seed: int = 0) -> dict:
+    """The ECE an extra set would show had it not been fitted on: its groups (agencies) are halved at random
+    `repeats` times; a map fitted on dev plus one half is scored on the other, and the same for dev alone."""
+    names = sorted(set(groups))
+    if len(names) < 2:
+        return {"repeats": 0}
+    g = np.array([names.index(x) for x in groups])
+    rng = np.random.default_rng(seed)
+    with_half, dev_only = [], []
+    for _ in range(repeats):
+        half = rng.permutation(len(names))[: len(names) // 2]
+        for fit_mask in (np.isin(g, half), ~np.isin(g, half)):
+            held = ~fit_mask
+            for maps, rows in ((with_half, (np.concatenate([dev_conf, conf[fit_mask]]),
+                                            np.concatenate([dev_ok, ok[fit_mask]]))),
+                               (dev_only, (dev_conf, dev_ok))):
+                a, b = platt_fit(*rows)
+                scaled = [platt_scale(float(c), a, b) for c in conf[held]]
+                maps.append(calibration_of(list(zip(scaled, ok[held].astype(bool))))["ece"])
+    return {"repeats": repeats, "groups": len(names),
+            "ece_dev_and_half": float(np.mean(with_half)), "ece_dev_and_half_sd": float(np.std(with_half)),
+            "ece_dev_only": float(np.mean(dev_only)), "ece_dev_only_sd": float(np.std(dev_only)),
+            "dev_and_half_lower": float(np.mean(np.array(with_half) < np.array(dev_only)))}
 
 
 HINT_GRID = (0.5, 0.4, 0.3, 0.2, 0.1)
@@ -352,19 +411,37 @@ def reliability(fit: TemperatureFit) -> bytes:
     return reliability_png(curves)
 
 
+def platt_documents(paths: Sequence[str | Path], splits_yaml: str | Path) -> list:
+    """The annotated documents of `paths` (exports or folders) for the Platt map; a document that
+    splits.yaml places in any split is refused, since the model may have trained on it or it is scored."""
+    docs, problems = load_gold(paths)
+    if problems:
+        raise ValueError(f"{len(problems)} problem(s) in the Platt documents, e.g. {problems[0]} "
+                         "(govfacts annotations validate lists them all)")
+    placed = split_of(load_splits(splits_yaml), [d.doc_id for d in docs])
+    inside = sorted(d.doc_id for d in docs if d.doc_id in placed)
+    if inside:
+        raise ValueError(f"{', '.join(map(str, paths))}: {len(inside)} document(s) belong to a split of "
+                         f"{splits_yaml} ({', '.join(inside[:5])}); the Platt map takes only documents outside them")
+    return docs
+
+
 def calibrate(model_dir: str | Path, annotations: Optional[str | Path] = None, splits: Optional[str | Path] = None,
               split: str = "dev", out_dir: Optional[str | Path] = None, int8: bool = True,
-              min_score: Optional[float] = None) -> TemperatureFit:
+              min_score: Optional[float] = None, platt_gold: Sequence[str | Path] = ()) -> TemperatureFit:
     """Load the tagger in `model_dir`, fit T on the `split` documents and write it into its config;
     with `int8`, also decide `govfacts_quantize` on the same documents (`check_int8`); `min_score`
-    fixes the score threshold instead of fitting it (`fit_min_score`)."""
+    fixes the score threshold instead of fitting it (`fit_min_score`); the documents of `platt_gold`
+    join the split's for the Platt map only (`fit_platt`)."""
     ann = Path(annotations) if annotations else ANNOTATIONS
-    docs = load_split(split, ann, Path(splits) if splits else ann / "splits.yaml")
+    splits_yaml = Path(splits) if splits else ann / "splits.yaml"
+    docs = load_split(split, ann, splits_yaml)
+    extra = platt_documents(platt_gold, splits_yaml) if platt_gold else []
     tagger = Tagger.from_pretrained(model_dir)
     outputs = dev_outputs(tagger, docs)
     fit = fit_temperature(tagger, docs, model_dir=model_dir, outputs=outputs)
     fit.hint_threshold = fit_hint_threshold(tagger, docs, model_dir=model_dir, outputs=outputs)
-    fit.platt = fit_platt(tagger, docs, model_dir=model_dir, outputs=outputs)
+    fit.platt = fit_platt(tagger, docs, model_dir=model_dir, outputs=outputs, extra_docs=extra)
     fit.min_score = fit_min_score(tagger, docs, model_dir=model_dir, outputs=outputs, fixed=min_score)
     if int8:
         fit.int8 = check_int8(model_dir, docs)  # at the fitted temperature, now in config.json
@@ -389,9 +466,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--no-int8-check", action="store_true", help="do not decide govfacts_quantize")
     ap.add_argument("--min-score", type=float, default=None,
                     help="set govfacts_min_score to this instead of fitting it on the split (e.g. 0)")
+    ap.add_argument("--platt-gold", action="append", default=[], metavar="PATH",
+                    help="annotated exports or folders outside every split (e.g. annotations/heldout) whose "
+                         "spans join the split's for the Platt map only; repeatable")
     a = ap.parse_args(argv)
     fit = calibrate(a.model_dir, a.annotations, a.splits, a.split, a.out, int8=not a.no_int8_check,
-                    min_score=a.min_score)
+                    min_score=a.min_score, platt_gold=a.platt_gold)
     json.dump(fit.summary(), sys.stdout, ensure_ascii=False, indent=1)
     sys.stdout.write("\n")
 
