@@ -102,14 +102,17 @@ def score_at(tagger, views, batches, docs, temperature: float) -> dict:
     tp = float(ok.sum())
     p = tp / len(matches) if matches else 0.0
     r = tp / n_gold if n_gold else 0.0
-    if matches:
-        c = np.clip(conf, 1e-6, 1 - 1e-6)
-        nll = float(-(ok * np.log(c) + (1 - ok) * np.log(1 - c)).mean())
-    else:
-        nll = None
-    return {"temperature": temperature, "nll": nll, "calibration": calibration(matches),
+    return {"temperature": temperature, "nll": span_nll(conf, ok), "calibration": calibration(matches),
             "f1": 2 * p * r / (p + r) if p + r else 0.0, "spans": len(matches), "conf": conf, "ok": ok,
             "n_gold": n_gold, "doc": np.array(where, dtype=np.int64)}
+
+
+def span_nll(conf: np.ndarray, ok: np.ndarray) -> Optional[float]:
+    """Mean negative log-likelihood of span correctness under the span scores (None without spans)."""
+    if not len(conf):
+        return None
+    c = np.clip(conf, 1e-6, 1 - 1e-6)
+    return float(-(ok * np.log(c) + (1 - ok) * np.log(1 - c)).mean())
 
 
 def dev_outputs(tagger, dev_docs: Sequence) -> tuple[list, list]:
@@ -215,10 +218,10 @@ def fit_platt(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optiona
                     "extra_ece_before": extra["calibration"]["ece"], "extra_ece_after": extra_after["calibration"]["ece"],
                     "crossfit": crossfit_platt(raw["conf"], raw["ok"], extra["conf"], extra["ok"],
                                                [groups[i] for i in extra["doc"]])})
-        n0, n1 = raw["spans"], extra["spans"]  # the objective is the pooled NLL
-        if None not in (raw["nll"], after["nll"], extra["nll"], extra_after["nll"]):
-            nll_before = (n0 * raw["nll"] + n1 * extra["nll"]) / (n0 + n1)
-            nll_after = (n0 * after["nll"] + n1 * extra_after["nll"]) / (n0 + n1)
+        # the objective is the NLL of all the spans the map was fitted on
+        nll_before = span_nll(conf, ok)
+        nll_after = span_nll(np.concatenate([after["conf"], extra_after["conf"]]),
+                             np.concatenate([after["ok"], extra_after["ok"]]))
     if nll_after is None or nll_before is None or nll_after > nll_before:
         tagger.options.platt = old[1]
         out["kept"] = False
@@ -239,17 +242,19 @@ def crossfit_platt(dev_conf: np.ndarray, dev_ok: np.ndarray, conf: np.ndarray, o
         return {"repeats": 0}
     g = np.array([names.index(x) for x in groups])
     rng = np.random.default_rng(seed)
+    dev_map = platt_fit(dev_conf, dev_ok)  # the same for every half
+
+    def ece_on(held, a: float, b: float) -> float:
+        return calibration_of([(platt_scale(float(c), a, b), bool(y)) for c, y in zip(conf[held], ok[held])])["ece"]
+
     with_half, dev_only = [], []
     for _ in range(repeats):
         half = rng.permutation(len(names))[: len(names) // 2]
         for fit_mask in (np.isin(g, half), ~np.isin(g, half)):
             held = ~fit_mask
-            for maps, rows in ((with_half, (np.concatenate([dev_conf, conf[fit_mask]]),
-                                            np.concatenate([dev_ok, ok[fit_mask]]))),
-                               (dev_only, (dev_conf, dev_ok))):
-                a, b = platt_fit(*rows)
-                scaled = [platt_scale(float(c), a, b) for c in conf[held]]
-                maps.append(calibration_of(list(zip(scaled, ok[held].astype(bool))))["ece"])
+            a, b = platt_fit(np.concatenate([dev_conf, conf[fit_mask]]), np.concatenate([dev_ok, ok[fit_mask]]))
+            with_half.append(ece_on(held, a, b))
+            dev_only.append(ece_on(held, *dev_map))
     return {"repeats": repeats, "groups": len(names),
             "ece_dev_and_half": float(np.mean(with_half)), "ece_dev_and_half_sd": float(np.std(with_half)),
             "ece_dev_only": float(np.mean(dev_only)), "ece_dev_only_sd": float(np.std(dev_only)),
