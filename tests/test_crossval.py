@@ -218,3 +218,40 @@ def test_a_distillation_teacher_is_named_per_fold_and_seed():
     assert fold_recipe({"focus": [64, 24, 40]}, 0, 7) == {"focus": [64, 24, 40]}
     assert fold_recipe({"base_model": "runs/cv/kd-f{fold}-s{seed}/model", "base_ffn": 512}, 1, 7) == \
         {"base_model": "runs/cv/kd-f1-s7/model", "base_ffn": 512}
+
+
+def test_the_lead_over_the_rules_is_broken_down_by_label(tmp_path):
+    """With the gold documents, the spans each run stored are matched again per label: the tagger's and the rules'
+    F1 for every label either gives or the gold holds, paired over (run, document) rows; a run without stored
+    spans gives no breakdown."""
+    from govfacts.annotations import AnnotatedDoc
+    from govfacts.records import Span
+    from govfacts.train.crossval import load_cv_settings, markdown, summarize
+
+    text = "网站发布信息120条，行政诉讼3起，接听电话500次。"
+    gold = [Span(6, 10, "POSTS_PUBLISHED", "120条"), Span(15, 17, "LAWSUITS", "3起"), Span(22, 26, "CALLS_ANSWERED", "500次")]
+    docs = {f"d{i}": AnnotatedDoc(f"d{i}", text, list(gold)) for i in range(2)}
+    tagger = [[6, 10, "POSTS_PUBLISHED", 0.9], [22, 26, "ONLINE_INQUIRIES", 0.6]]  # a relabelled call count
+    rules = [[15, 17, "LAWSUITS", 1.0], [22, 26, "CALLS_ANSWERED", 1.0]]       # the post count missed
+    (tmp_path / "results").mkdir()
+    for fold in range(2):
+        d = f"d{fold}"
+        x = {"recipe": "r", "fold": fold, "seed": 7, "docs": [d],
+             "tagger": {"f1": 0.0, "counts": [[1, 2, 3]], "spans": {d: tagger}},
+             "rules": {"f1": 0.0, "counts": [[2, 2, 3]], "spans": {d: rules}}}
+        (tmp_path / "results" / f"r-f{fold}-s7.json").write_text(json.dumps(x), encoding="utf-8")
+    cfg = load_cv_settings(None, {"folds": 2, "seeds": [7], "recipes": {"r": {}}, "doc_groups": {}})
+    labels = summarize(tmp_path, ["r"], cfg, docs)["recipes"]["r"]["labels"]
+    assert sorted(labels) == ["CALLS_ANSWERED", "LAWSUITS", "ONLINE_INQUIRIES", "POSTS_PUBLISHED"]
+    posts, calls, inquiries = labels["POSTS_PUBLISHED"], labels["CALLS_ANSWERED"], labels["ONLINE_INQUIRIES"]
+    assert (posts["gold"], posts["tagger_pred"], posts["rules_pred"]) == (2, 2, 0)
+    assert (posts["tagger"], posts["rules"]) == (1.0, 0.0) and posts["vs_rules"]["diff"] == 1.0
+    assert (calls["tagger"], calls["rules"]) == (0.0, 1.0) and calls["vs_rules"]["b_better"]
+    assert (inquiries["gold"], inquiries["tagger_pred"], inquiries["tagger"]) == (0, 2, 0.0)
+    assert "| r | LAWSUITS | 2 | 0 | 2 | 0.000 | 1.000 | -1.000" in markdown(summarize(tmp_path, ["r"], cfg, docs))
+    assert summarize(tmp_path, ["r"], cfg)["recipes"]["r"]["labels"] is None  # no gold documents given
+    for f in (tmp_path / "results").glob("*.json"):
+        x = json.loads(f.read_text(encoding="utf-8"))
+        del x["rules"]["spans"]
+        f.write_text(json.dumps(x), encoding="utf-8")
+    assert summarize(tmp_path, ["r"], cfg, docs)["recipes"]["r"]["labels"] is None

@@ -31,7 +31,7 @@ from govfacts.infer.api import extract_documents
 from govfacts.infer.loader import InferSettings, load, taggers_in
 from govfacts.infer.tagger import TaggerOptions
 from govfacts.paths import CONFIGS, resolve
-from govfacts.records import Document
+from govfacts.records import Document, Span
 from govfacts.scoring import doc_counts, f1_of_counts, match_facts, paired_bootstrap_counts
 from govfacts.settings import load_settings
 from govfacts.splits import split_members
@@ -295,15 +295,17 @@ def run(cfg: CrossvalSettings, progress: Callable[[str], None] = print) -> dict:
         write_text_atomic(path, json.dumps(res, ensure_ascii=False, indent=1))
         progress(f"[{i}/{len(jobs)}] {recipe} fold {fold} seed {seed}: tagger {res['tagger']['f1']:.3f}, "
                  f"rules {res['rules']['f1']:.3f}")
-    summary = summarize(out, list(cfg.recipes), cfg)
+    summary = summarize(out, list(cfg.recipes), cfg, {d.doc_id: d for g in p.groups.values() for d in g})
     write_text_atomic(out / "cv.json", json.dumps(summary, ensure_ascii=False, indent=1))
     write_text_atomic(out / "cv.md", markdown(summary))
     return summary
 
 
-def summarize(out: Path, recipes: list[str], cfg: CrossvalSettings) -> dict:
+def summarize(out: Path, recipes: list[str], cfg: CrossvalSettings,
+              docs: Optional[dict[str, AnnotatedDoc]] = None) -> dict:
     """Per recipe: fact F1 mean ± sd over (fold, seed) runs and pooled over all held-out documents, the
-    rules on the same documents, paired bootstraps (recipe − rules, recipe − other recipe) per seed, pooled."""
+    rules on the same documents, paired bootstraps (recipe − rules, recipe − other recipe) per seed, pooled;
+    with the gold `docs`, the same per label (`label_scores`)."""
     res = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "results").glob("*.json"))]
     by = {r: [x for x in res if x["recipe"] == r] for r in recipes}
     summary: dict = {"folds": cfg.folds, "seeds": list(cfg.seeds), "recipes": {}, "pairs": []}
@@ -325,6 +327,7 @@ def summarize(out: Path, recipes: list[str], cfg: CrossvalSettings) -> dict:
             **(_group_scores(stacked(runs, "tagger"), stacked(runs, "rules")) or {}),
             "groups": {g: _group_scores(stacked(runs, "tagger", pats), stacked(runs, "rules", pats))
                        for g, pats in cfg.doc_groups.items()},
+            "labels": label_scores(runs, docs) if docs else None,
         }
     names = [r for r in recipes if r in summary["recipes"]]
     for i, a in enumerate(names):
@@ -346,6 +349,40 @@ def _group_scores(tagger: list, rules: list) -> Optional[dict]:
         return None
     return {"docs": len(tagger), "gold": sum(row[2] for row in tagger), "pooled": f1_of_counts(tagger),
             "rules_pooled": f1_of_counts(rules), "vs_rules": paired_bootstrap_counts(tagger, rules)}
+
+
+def label_scores(runs: list[dict], docs: dict[str, AnnotatedDoc]) -> Optional[dict]:
+    """Per gold or predicted label, pooled over the runs: the tagger's and the rules' fact F1 on the held-out
+    documents, re-matched from the spans each run stored, and their paired bootstrap over (run, document) rows:
+    which labels the lead over the rules comes from. None where a run stored no spans or a document is unknown."""
+    if not all("spans" in x[w] for x in runs for w in ("tagger", "rules")) or \
+            any(d not in docs for x in runs for d in x["docs"]):
+        return None
+    rows: dict[str, dict[str, list]] = {}
+    for x in runs:
+        for doc_id in x["docs"]:
+            doc = docs[doc_id]
+            per: dict[str, dict[str, list[int]]] = {}
+            for who in ("tagger", "rules"):
+                pred = [Span(int(s), int(e), lab, doc.text[int(s):int(e)], float(c))
+                        for s, e, lab, c in x[who]["spans"].get(doc_id, [])]
+                for m in match_facts(doc, pred):
+                    for label, slot in ((m.pred and m.pred.label, 1), (m.gold and m.gold.label, 2)):
+                        if label:
+                            per.setdefault(label, {"tagger": [0, 0, 0], "rules": [0, 0, 0]})[who][slot] += 1
+                    if m.kind == "tp":
+                        per[m.gold.label][who][0] += 1
+            for label, c in per.items():
+                rows.setdefault(label, {"tagger": [], "rules": []})
+                for who in ("tagger", "rules"):
+                    rows[label][who].append(c[who])
+    out = {}
+    for label in sorted(rows):
+        t, r = rows[label]["tagger"], rows[label]["rules"]
+        out[label] = {"gold": sum(row[2] for row in t), "tagger_pred": sum(row[1] for row in t),
+                      "rules_pred": sum(row[1] for row in r), "tagger": f1_of_counts(t), "rules": f1_of_counts(r),
+                      "vs_rules": paired_bootstrap_counts(t, r)}
+    return out
 
 
 def _pair_scope(p: dict) -> str:
@@ -376,6 +413,15 @@ def markdown(s: dict) -> str:
         lines += [f"| {r} | {g} | {v['docs']} | {v['gold']} | {v['pooled']:.3f} | {v['rules_pooled']:.3f} | "
                   f"{v['vs_rules']['diff']:+.3f} [{v['vs_rules']['low']:+.3f}, {v['vs_rules']['high']:+.3f}] "
                   f"{_verdict(v['vs_rules'])} |" for r, g, v in groups]
+    labels = [(r, lab, v) for r, x in s["recipes"].items() for lab, v in (x.get("labels") or {}).items()]
+    if labels:
+        lines += ["", "Per label (pooled over the runs; a label's rows are the held-out documents where it is gold or "
+                  "predicted by either):", "",
+                  "| recipe | label | gold | tagger facts | rules facts | tagger F1 | rules F1 | tagger − rules [95 % CI] |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r} | {lab} | {v['gold']} | {v['tagger_pred']} | {v['rules_pred']} | {v['tagger']:.3f} | "
+                  f"{v['rules']:.3f} | {v['vs_rules']['diff']:+.3f} [{v['vs_rules']['low']:+.3f}, "
+                  f"{v['vs_rules']['high']:+.3f}] {_verdict(v['vs_rules'])} |" for r, lab, v in labels]
     if s["pairs"]:
         lines += ["", "| A | B | A − B [95 % CI] |", "|---|---|---|"]
         lines += [f"| {p['a']} | {p['b']} | {p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}] {_verdict(p)}"
