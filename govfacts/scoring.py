@@ -10,7 +10,6 @@ inside out-of-scope regions are not counted.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -129,11 +128,9 @@ def score(docs: list[AnnotatedDoc], preds: dict[str, list[Span]]) -> Scores:
             by_scheme[k] += match_spans(doc.doc_id, doc.spans, pred, k)
     rep = classification_report(y_true, y_pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
     entity = {k: {m: float(v[m]) for m in ("precision", "recall", "f1-score", "support")} for k, v in rep.items()}
-    tp = Counter(m.gold.label for m in matches if m.kind == "tp")
-    ngold = Counter(m.gold.label for m in matches if m.gold is not None)
-    npred = Counter(m.pred.label for m in matches if m.pred is not None)
-    per_label = {lab: prf(tp[lab], npred[lab], ngold[lab]) for lab in sorted(set(ngold) | set(npred))}
-    fact = prf(sum(tp.values()), sum(npred.values()), sum(ngold.values()))
+    counts = label_counts(matches)
+    per_label = {lab: prf(*counts[lab]) for lab in sorted(counts)}
+    fact = prf(*(sum(c[i] for c in counts.values()) for i in range(3)))
     # value / qualifier accuracy on label-matched, overlapping spans (value not required to match)
     vals, quals = [], []
     for doc in docs:
@@ -296,6 +293,19 @@ def paired_bootstrap_counts(ca, cb, samples: int = BOOTSTRAP_SAMPLES, seed: int 
     return {"diff": float(_f1(ca.sum(axis=0)) - _f1(cb.sum(axis=0))), "low": low, "high": high,
             "p_a_better": float((d > 0).mean()), "a_better": low > 0, "b_better": high < 0,
             "samples": samples, "level": level}
+
+
+def label_counts(matches: list[FactMatch]) -> dict[str, list[int]]:
+    """Per label a prediction or a gold span carries: [tp, predicted, gold] fact counts."""
+    out: dict[str, list[int]] = {}
+    for m in matches:
+        if m.pred is not None:
+            out.setdefault(m.pred.label, [0, 0, 0])[1] += 1
+        if m.gold is not None:
+            out.setdefault(m.gold.label, [0, 0, 0])[2] += 1
+            if m.kind == "tp":
+                out[m.gold.label][0] += 1
+    return out
 
 
 def doc_counts(matches: list[FactMatch], doc_ids: list[str]) -> list[list[int]]:

@@ -32,7 +32,7 @@ from govfacts.infer.loader import InferSettings, load, taggers_in
 from govfacts.infer.tagger import TaggerOptions
 from govfacts.paths import CONFIGS, resolve
 from govfacts.records import Document, Span
-from govfacts.scoring import doc_counts, f1_of_counts, match_facts, paired_bootstrap_counts
+from govfacts.scoring import doc_counts, f1_of_counts, label_counts, match_facts, paired_bootstrap_counts
 from govfacts.settings import load_settings
 from govfacts.splits import split_members
 from govfacts.train.calibrate import calibrate
@@ -362,20 +362,12 @@ def label_scores(runs: list[dict], docs: dict[str, AnnotatedDoc]) -> Optional[di
     for x in runs:
         for doc_id in x["docs"]:
             doc = docs[doc_id]
-            per: dict[str, dict[str, list[int]]] = {}
-            for who in ("tagger", "rules"):
-                pred = [Span(int(s), int(e), lab, doc.text[int(s):int(e)], float(c))
-                        for s, e, lab, c in x[who]["spans"].get(doc_id, [])]
-                for m in match_facts(doc, pred):
-                    for label, slot in ((m.pred and m.pred.label, 1), (m.gold and m.gold.label, 2)):
-                        if label:
-                            per.setdefault(label, {"tagger": [0, 0, 0], "rules": [0, 0, 0]})[who][slot] += 1
-                    if m.kind == "tp":
-                        per[m.gold.label][who][0] += 1
-            for label, c in per.items():
-                rows.setdefault(label, {"tagger": [], "rules": []})
+            per = {who: label_counts(match_facts(doc, [Span(int(s), int(e), lab, doc.text[int(s):int(e)], float(c))
+                                                      for s, e, lab, c in x[who]["spans"].get(doc_id, [])]))
+                   for who in ("tagger", "rules")}
+            for label in set(per["tagger"]) | set(per["rules"]):
                 for who in ("tagger", "rules"):
-                    rows[label][who].append(c[who])
+                    rows.setdefault(label, {"tagger": [], "rules": []})[who].append(per[who].get(label, [0, 0, 0]))
     out = {}
     for label in sorted(rows):
         t, r = rows[label]["tagger"], rows[label]["rules"]
