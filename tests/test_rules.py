@@ -178,3 +178,13 @@ def test_cues_are_skipped_only_where_they_cannot_match(samples):
     for t in texts:
         view = tv.build_view(t)
         assert fresh._find_hits(view) == every._find_hits(view)
+
+
+def test_an_application_named_as_the_cause_of_a_denied_case_is_not_a_zero_claim(rules):
+    from govfacts.annotations import load_corpus
+    doc = load_corpus()["extra-7e24"]
+    sentence = "全年未收到政府信息公开申请,也未发生因政府信息公开申请引发的行政复议或行政诉讼。"
+    assert sentence in doc.text
+    assert sorted(_found(rules, sentence)) == [("APPLICATIONS_RECEIVED", "政府信息公开申请"),
+                                               ("LAWSUITS", "行政诉讼"), ("RECONSIDERATIONS", "行政复议")]
+    assert [s.start for s in rules.spans(sentence) if s.label == "APPLICATIONS_RECEIVED"] == [sentence.index("政府")]
