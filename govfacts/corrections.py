@@ -61,13 +61,15 @@ def _region_at(results: list[dict], start: int, end: int) -> Optional[dict]:
 
 def apply_decisions(tasks_dir: str | Path, decisions: list[Decision]) -> Counter:
     """Apply the decisions to the task files under `tasks_dir` (each file rewritten atomically, only if it
-    changed). Returns counts per outcome; a decision whose document or span is not found raises ValueError."""
+    changed, and only when every decision was found). Returns counts per outcome; a decision whose document or
+    span is not found raises ValueError and changes no file."""
     by_doc: dict[str, list[Decision]] = {}
     for d in decisions:
         if d.action not in ("keep", "skip"):
             by_doc.setdefault(d.doc_id, []).append(d)
     counts: Counter = Counter()
     seen: set = set()
+    changed_files: list[tuple[Path, list]] = []
     for path in sorted(Path(tasks_dir).glob("*.json")):
         tasks = read_tasks(path)
         changed = False
@@ -112,8 +114,10 @@ def apply_decisions(tasks_dir: str | Path, decisions: list[Decision]) -> Counter
                         counts["added"] += 1
                         changed = True
         if changed:
-            write_tasks(path, tasks)
+            changed_files.append((path, tasks))
     missing = sorted(set(by_doc) - seen)
     if missing:
         raise ValueError(f"{tasks_dir}: no task for {', '.join(missing[:5])}")
+    for path, tasks in changed_files:  # only once every decision has been found: a bad table changes nothing
+        write_tasks(path, tasks)
     return counts

@@ -4,8 +4,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from govfacts.annotations import AnnotatedDoc, load_corpus, read_tasks
+from govfacts.cli import app
 from govfacts.corrections import apply_decisions, read_decisions
 from govfacts.labels import default_labels
 from govfacts.paths import ANNOTATIONS
@@ -85,4 +87,19 @@ def test_the_committed_decisions_are_in_effect(tmp_path):
     assert tables
     shutil.copytree(ANNOTATIONS / "tasks", tmp_path / "tasks")
     for table in tables:
-        assert not apply_decisions(tmp_path / "tasks", read_decisions(table, set(default_labels().names))), table
+        res = CliRunner().invoke(app, ["annotations", "correct", str(table), "--tasks", str(tmp_path / "tasks")])
+        assert res.exit_code == 0 and "every decision is in effect" in res.output, (table, res.output)
+
+
+def test_a_table_with_one_unknown_span_changes_no_file(tmp_path):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    shutil.copy(ANNOTATIONS / "tasks" / "extra-passages-8q.json", tasks)
+    before = (tasks / "extra-passages-8q.json").read_bytes()
+    table = tmp_path / "decisions.tsv"
+    table.write_text("doc_id\tstart\tend\taction\tnew_label\treason\n"
+                     "extra-8q01\t142\t147\trelabel\tSTAFF\tfine\n"
+                     "extra-8q01\t1\t2\trelabel\tSTAFF\tno such span\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["annotations", "correct", str(table), "--tasks", str(tasks)])
+    assert res.exit_code == 1 and "extra-8q01: no span at 1-2" in res.output
+    assert (tasks / "extra-passages-8q.json").read_bytes() == before

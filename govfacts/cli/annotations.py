@@ -11,6 +11,7 @@ from rich.table import Table
 
 from govfacts.annotations import AnnotatedDoc, doc_to_task, load_gold, validate_exports, write_tasks
 from govfacts.consistency import uncovered_numbers
+from govfacts.corrections import apply_decisions, read_decisions
 from govfacts.factsio import read_facts
 from govfacts.labels import default_labels
 from govfacts.paths import ANNOTATIONS
@@ -36,6 +37,19 @@ def validate(exports: List[Path] = typer.Argument(..., help="Label Studio export
         console.print(f"valid tasks written to {output}")
     if problems:
         raise typer.Exit(1)
+
+
+@app.command()
+def correct(table: Path = typer.Argument(..., help="Decisions table (TSV: doc_id, start, end, action, new_label, "
+                                                   "new_start, new_end, reason), e.g. annotations/audit/*.tsv."),
+            tasks: Path = typer.Option(ANNOTATIONS / "tasks", "--tasks", help="Task files to correct.")) -> None:
+    """Apply reviewed corrections (relabel, remove, add) to the gold; a decision already in effect changes nothing."""
+    try:
+        counts = apply_decisions(tasks, read_decisions(table, set(default_labels().names)))
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1)
+    console.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to change: every decision is in effect")
 
 
 @app.command()
