@@ -47,13 +47,18 @@ class TaskProblem:
         return f"{self.source}: task {self.task}{where}: {self.reason}"
 
 
-def task_regions(task: dict) -> list[dict]:
-    """The regions of a task's newest non-cancelled annotation (predictions are not annotations)."""
+def newest_annotation(task: dict) -> Optional[dict]:
+    """A task's newest non-cancelled annotation, the one its gold is read from (predictions are not annotations)."""
     anns = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
     if not anns:
-        return []
-    newest = max(anns, key=lambda a: (a.get("updated_at") or a.get("created_at") or "", a.get("id") or 0))
-    return [r for r in newest.get("result") or [] if r.get("type") == "labels"]
+        return None
+    return max(anns, key=lambda a: (a.get("updated_at") or a.get("created_at") or "", a.get("id") or 0))
+
+
+def task_regions(task: dict) -> list[dict]:
+    """The label regions of a task's newest non-cancelled annotation."""
+    newest = newest_annotation(task)
+    return [r for r in (newest or {}).get("result") or [] if r.get("type") == "labels"]
 
 
 def iter_export_files(paths: Iterable[str | Path]) -> list[Path]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from govfacts.annotations import read_tasks, write_tasks
+from govfacts.annotations import newest_annotation, read_tasks, task_regions, write_tasks
 
 ACTIONS = ("keep", "skip", "relabel", "remove", "add")
 
@@ -54,9 +54,8 @@ def read_decisions(path: str | Path, labels: Optional[set] = None) -> list[Decis
     return out
 
 
-def _region_at(results: list[dict], start: int, end: int) -> Optional[dict]:
-    return next((r for r in results if r.get("type") == "labels"
-                 and (r["value"]["start"], r["value"]["end"]) == (start, end)), None)
+def _region_at(regions: list[dict], start: int, end: int) -> Optional[dict]:
+    return next((r for r in regions if (r["value"]["start"], r["value"]["end"]) == (start, end)), None)
 
 
 def apply_decisions(tasks_dir: str | Path, decisions: list[Decision]) -> Counter:
@@ -79,9 +78,12 @@ def apply_decisions(tasks_dir: str | Path, decisions: list[Decision]) -> Counter
                 continue
             seen.add(doc_id)
             text = task["data"]["text"]
-            results = task["annotations"][0]["result"]
+            annotation = newest_annotation(task)  # the annotation the gold is read from
+            if annotation is None:
+                raise ValueError(f"{path}: {doc_id}: the task has no annotation to correct")
+            results = annotation.setdefault("result", [])
             for d in by_doc[doc_id]:
-                region = _region_at(results, d.start, d.end)
+                region = _region_at(task_regions(task), d.start, d.end)
                 if d.action == "relabel":
                     if region is None:
                         raise ValueError(f"{path}: {doc_id}: no span at {d.start}-{d.end} to relabel")
@@ -101,9 +103,8 @@ def apply_decisions(tasks_dir: str | Path, decisions: list[Decision]) -> Counter
                     e = d.end if d.new_end is None else d.new_end
                     if not 0 <= s < e <= len(text):
                         raise ValueError(f"{path}: {doc_id}: span {s}-{e} outside the text")
-                    if _region_at(results, s, e) is None:
-                        if any(r["value"]["start"] < e and s < r["value"]["end"] for r in results
-                               if r.get("type") == "labels"):
+                    if _region_at(task_regions(task), s, e) is None:
+                        if any(r["value"]["start"] < e and s < r["value"]["end"] for r in task_regions(task)):
                             raise ValueError(f"{path}: {doc_id}: new span {s}-{e} overlaps a gold span")
                         results.append({"id": f"{doc_id}-c{s}", "from_name": "label", "to_name": "text",
                                         "type": "labels", "value": {"start": s, "end": e, "text": text[s:e],
