@@ -309,10 +309,9 @@ class RuleExtractor:
                         continue
                     if label == "FEES" and re.match(r"(?:标准|依据)", t[e:e + 2]):
                         continue
-                    if label == "APPLICATIONS_RECEIVED" and t[s - 1:s] == "因":
-                        taken.append((s, e))  # `未因[申请]引发行政复议`: the cause of a denied case, not a denied application
-                        continue
                     taken.append((s, e))
+                    if label == "APPLICATIONS_RECEIVED" and t[s - 1:s] == "因":
+                        continue  # `未因[申请]引发行政复议`: the cause of a denied case, not a denied application
                     out.append(self._to_span(view, s, e, label, 6.0))
         return out
 
