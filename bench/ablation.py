@@ -1,5 +1,5 @@
 """Ablation of the tagger, every variant fine-tuned with configs/finetune.yaml and calibrated on dev
-(temperature, Platt map and score threshold, infer/calibrate.py) the same way, then scored on dev and test:
+(temperature, confidence map and score threshold, infer/calibrate.py) the same way, then scored on dev and test:
 
 * rules (baseline);
 * tagger with rule hints (configs/finetune.yaml as is) and without (`rule_hints: false`), from each

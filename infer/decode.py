@@ -11,7 +11,6 @@ span would dilute into a confident-looking score.
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Optional, Sequence
 
@@ -365,10 +364,3 @@ def is_zero_claim_site(text: str, start: int, end: int, reach: int = ZERO_REACH)
     while a > 0 and start - a < reach and text[a - 1] not in SENT_ENDS:
         a -= 1
     return bool(NEGATION.search(text[a:start]))
-
-
-def platt_scale(score: float, a: float, b: float) -> float:
-    """sigmoid(a·logit(score) + b): a monotone map of a span score to P(span right)."""
-    x = min(max(float(score), 1e-6), 1 - 1e-6)
-    z = a * math.log(x / (1 - x)) + b
-    return float(1 / (1 + math.exp(-z))) if z > -700 else 0.0

@@ -22,8 +22,9 @@ import numpy as np
 from govfacts.claims import NEGATION, focus_segments
 from govfacts.infer.checkpoint import (FileTokenizer, ModelConfig, checkpoint_key, is_local_checkpoint,
                                        load_hf_tokenizer, load_torch_model, weights_hash)
-from govfacts.infer.decode import anchor_spans, continuation_matrix, platt_scale, spans_from_tags, viterbi_split
-from govfacts.infer.hints import (hint_type_ids, hint_vocab, quantity_hints, rule_hint_tags, rule_view_spans,
+from govfacts.infer.confidence import ConfidenceMap, rules_agree
+from govfacts.infer.decode import anchor_spans, continuation_matrix, spans_from_tags, viterbi_split
+from govfacts.infer.hints import (hint_type_ids, hint_vocab, quantity_hints, rule_hint_tags, rule_spans, rule_view_spans,
                                   snap_to_phrases, uses_quantity_hints, uses_veto_hints, zero_claim_phrases)
 from govfacts.infer.onnx_runtime import OnnxRunner, model_file
 from govfacts.infer.rules import RuleExtractor, follows_no_claim_word
@@ -51,7 +52,7 @@ class TaggerOptions:
     score: str = "min"  # span score: min or mean of its chars' chosen-tag probabilities
     anchor: bool = False  # quantity-anchored decoding (decode.anchor_spans)
     min_score: float = 0.0  # spans whose calibrated score is below this are dropped (fitted on dev)
-    platt: Optional[tuple[float, float]] = None  # (a, b): p = sigmoid(a·logit(score) + b), fitted on dev
+    confidence: Optional[ConfidenceMap] = None  # span score → P(fact right) (infer.confidence; fitted by calibration)
     skip_plain: bool = False  # read only sentences that may hold a claim (govfacts.claims)
     hint_threshold: Optional[float] = None  # entity mass a rule-labelled candidate needs (None: as any; dev-fitted)
     units: bool = True  # a numeric claim takes only labels the contract counts in its unit (decode.anchor_spans)
@@ -66,7 +67,8 @@ class TaggerOptions:
 
         opts = cls(max_len=int(get("max_len", default_max_len)), stride=int(get("stride", DEFAULT_STRIDE)),
                    temperature=float(get("temperature", 1.0) or 1.0), anchor=bool(get("anchor", False)),
-                   min_score=float(get("min_score", 0.0)), platt=tuple(get("platt", ())) or None,
+                   min_score=float(get("min_score", 0.0)),
+                   confidence=ConfidenceMap.from_config(get("confidence_map", None) or get("platt", None)),
                    skip_plain=bool(get("skip_plain", False)), units=bool(get("units", True)),
                    focus=tuple(int(x) for x in get("focus", ())) or None, unhedged=bool(get("unhedged", False)),
                    hint_threshold=None if get("hint_threshold", None) is None else float(get("hint_threshold", 0.5)))
@@ -202,14 +204,31 @@ class Tagger:
     def decode_views(self, views: Sequence[TextView], view_probs: Sequence[tuple[np.ndarray, np.ndarray]]
                      ) -> list[list[Span]]:
         """Merged per-char probabilities of several views → raw Spans per view (whitespace trimmed from
-        edges); one batched Viterbi (`decode.viterbi_split`) advances the read runs of all views together."""
+        edges), scored by the confidence map and thresholded at `min_score`."""
+        return [self._finished(found) for found in self.scored_spans(views, view_probs)]
+
+    def scored_spans(self, views: Sequence[TextView], view_probs: Sequence[tuple[np.ndarray, np.ndarray]]
+                     ) -> list[list[tuple[Span, bool]]]:
+        """Per view: (raw Span with its model score, unrounded and before the confidence map; does a rules
+        span of its label overlap it) — what the map reads, so calibration fits it on the very numbers
+        inference maps. One batched Viterbi (`decode.viterbi_split`) advances the read runs of all views."""
         lps = [(p, c) for p, c in view_probs]
         ids = viterbi_split(lps, self.tags)
         out = []
         for view, (probs, covered), tag_ids in zip(views, lps, ids):
             found = spans_from_tags(tag_ids, self.tags, probs, covered, how=self.options.score)
-            out.append(self._spans_of(view, self._postprocess(view, probs, covered, found)))
+            spans = self._spans_of(view, self._postprocess(view, probs, covered, found))
+            by_rules = rule_spans(view, self.rules) if self.rules is not None else []
+            out.append([(sp, rules_agree(sp.start, sp.end, sp.label, by_rules)) for sp in spans])
         return out
+
+    def _finished(self, found: Sequence[tuple[Span, bool]]) -> list[Span]:
+        opts = self.options
+        spans = [sp for sp, _ in found]
+        if opts.confidence is not None and spans:
+            conf = opts.confidence.many([sp.score for sp in spans], [agree for _, agree in found])
+            spans = [dataclasses.replace(sp, score=float(c)) for sp, c in zip(spans, conf)]
+        return [dataclasses.replace(sp, score=round(sp.score, 4)) for sp in spans if sp.score >= opts.min_score]
 
     def _postprocess(self, view: TextView, probs: np.ndarray, covered: np.ndarray, found):
         opts = self.options
@@ -221,13 +240,8 @@ class Tagger:
             refused = [self._contract.refusing(u) for u in view_quantity_units(view)] if opts.units else []
             found = anchor_spans(found, probs, covered, self.tags, candidates, text=view.text, hinted=hinted,
                                  hint_threshold=opts.hint_threshold, refused=refused)
-        found = [f for f in found if not (NUMERAL_RX.search(view.text[f[0]:f[1]])
-                                          and follows_no_claim_word(view.text, f[0]))]
-        if opts.platt:
-            found = [(s, e, lab, platt_scale(score, *opts.platt)) for s, e, lab, score in found]
-        if opts.min_score > 0:
-            found = [f for f in found if f[3] >= opts.min_score]
-        return found
+        return [f for f in found if not (NUMERAL_RX.search(view.text[f[0]:f[1]])
+                                         and follows_no_claim_word(view.text, f[0]))]
 
     @staticmethod
     def _spans_of(view: TextView, found) -> list[Span]:
@@ -240,7 +254,7 @@ class Tagger:
             if s >= e:
                 continue
             rs, re_ = view.to_raw(s, e)
-            out.append(Span(rs, re_, label, view.raw[rs:re_], round(score, 4)))
+            out.append(Span(rs, re_, label, view.raw[rs:re_], float(score)))
         return out
 
     def view_probs(self, views: Sequence[TextView]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -97,9 +97,13 @@ def test_calibrate_command_writes_report(tiny, tmp_path):
     assert Extractor.from_pretrained(tiny, quantize=True).version.endswith(("+int8", "+onnx-int8"))
     # the score threshold chosen on dev is in the config and the loaded tagger applies it
     assert conf["govfacts_min_score"] == rep["min_score"]["min_score"]
-    assert rep["platt"]["kept"] is ("govfacts_platt" in conf)
-    if rep["platt"]["kept"]:
-        assert rep["platt"]["nll_after"] <= rep["platt"]["nll_before"]
+    cmap = rep["confidence"]
+    assert cmap["kept"] is ("govfacts_confidence_map" in conf) and "govfacts_platt" not in conf
+    if cmap["kept"]:
+        assert cmap["nll_after"] <= cmap["nll_before"]
+        assert conf["govfacts_confidence_map"] == {"form": cmap["form"], "weights": cmap["weights"]}
+        # the form kept predicts the agencies it was not fitted on best
+        assert cmap["crossfit"][cmap["form"]]["nll"] == min(cmap["crossfit"][f]["nll"] for f in cmap["forms"])
     assert rep["min_score"]["f1"] >= rep["min_score"]["f1_without"] - 1e-9
     # a rule-hinted, anchored tagger: the entity mass a rule-labelled candidate needs, fitted on dev
     if conf.get("govfacts_rule_hints") and conf.get("govfacts_anchor"):
@@ -143,37 +147,72 @@ def test_a_fixed_min_score_is_set_and_the_dev_grid_still_recorded(tiny, dev_docs
     assert fixed["grid"] == fitted["grid"] and fixed["spans"] == fitted["grid"][0]["spans"]
 
 
-def test_platt_fit_recovers_a_known_map():
+def test_fit_map_recovers_a_known_map():
     import numpy as np
 
-    from govfacts.train.calibrate import platt_fit
-    from govfacts.infer.decode import platt_scale
+    from govfacts.infer.confidence import ConfidenceMap
+    from govfacts.train.calibrate import fit_map
 
     rng = np.random.default_rng(0)
     conf = rng.uniform(0.05, 0.95, 4000)
-    truth = np.array([platt_scale(c, 0.5, -0.7) for c in conf])  # overconfident scores
+    agree = rng.uniform(size=conf.size) < 0.7
+    truth = ConfidenceMap("platt", (0.5, -0.7)).many(conf, agree)  # overconfident scores
     ok = (rng.uniform(size=conf.size) < truth).astype(float)
-    a, b = platt_fit(conf, ok, l2=0.0)
+    a, b = fit_map("platt", conf, agree, ok, l2=0.0).weights
     assert abs(a - 0.5) < 0.1 and abs(b + 0.7) < 0.15
-    assert platt_scale(0.5, 1.0, 0.0) == 0.5 and platt_scale(1.0, 1.0, 0.0) > 0.99
+    # a score the rules agree with is right more often: beta-rules finds that, platt cannot
+    truth = ConfidenceMap("beta-rules", (0.8, 0.6, -0.5, 1.2)).many(conf, agree)
+    ok = (rng.uniform(size=conf.size) < truth).astype(float)
+    w = fit_map("beta-rules", conf, agree, ok, l2=0.0).weights
+    assert abs(w[0] - 0.8) < 0.2 and abs(w[1] - 0.6) < 0.2 and abs(w[3] - 1.2) < 0.25
+    # each form is the identity at its prior weights
+    for form in ("platt", "beta", "beta-rules"):
+        assert ConfidenceMap.identity(form)(0.5) == pytest.approx(0.5)
+        assert ConfidenceMap.identity(form)(0.9, True) == pytest.approx(0.9)
+    assert ConfidenceMap("platt", (1.0, 0.0))(1.0) > 0.99
 
 
-def test_platt_fit_is_stable_with_scores_at_one():
+def test_rules_agree_needs_the_same_label_and_an_overlap():
+    from govfacts.infer.confidence import rules_agree
+    from govfacts.records import Span
+
+    ruled = [Span(10, 14, "POSTS_PUBLISHED"), Span(20, 23, "LAWSUITS")]
+    assert rules_agree(11, 13, "POSTS_PUBLISHED", ruled)
+    assert not rules_agree(11, 13, "DOCUMENTS_ISSUED", ruled)  # another label
+    assert not rules_agree(14, 18, "POSTS_PUBLISHED", ruled)  # touching is not overlapping
+    assert rules_agree(22, 30, "LAWSUITS", ruled) and not rules_agree(0, 5, "LAWSUITS", [])
+
+
+def test_a_confidence_map_reads_the_config_it_writes_and_the_older_platt_pair():
+    from govfacts.infer.confidence import ConfidenceMap
+
+    m = ConfidenceMap("beta-rules", (0.1, 0.25, 0.4, 0.5))
+    assert ConfidenceMap.from_config(m.to_config()) == m
+    assert ConfidenceMap.from_config([0.2, 0.9]) == ConfidenceMap("platt", (0.2, 0.9))
+    assert ConfidenceMap.from_config(None) is None and ConfidenceMap.from_config([]) is None
+    assert m(0.9, True) > m(0.9, False)
+    with pytest.raises(ValueError, match="takes 3 weights"):
+        ConfidenceMap("beta", (1.0, 1.0))
+    with pytest.raises(ValueError, match="unknown confidence-map form"):
+        ConfidenceMap.from_config({"form": "isotonic", "weights": [1.0]})
+
+
+def test_fit_map_is_stable_with_scores_at_one():
     """Many spans scored 1.0 (a confident hinted tagger) once made plain Newton steps diverge."""
     import numpy as np
 
-    from govfacts.train.calibrate import platt_fit
+    from govfacts.infer.confidence import ConfidenceMap
+    from govfacts.train.calibrate import fit_map, span_nll
 
     rng = np.random.default_rng(0)
     conf = np.r_[np.full(100, 1.0), rng.uniform(0.3, 1.0, 66)]
     ok = (rng.uniform(size=len(conf)) < np.minimum(conf, 0.9)).astype(float)
-    a, b = platt_fit(conf, ok)
-    assert 0 < a < 5 and abs(b) < 5
-    x = np.log(np.clip(conf, 1e-6, 1 - 1e-6) / (1 - np.clip(conf, 1e-6, 1 - 1e-6)))
-    p = 1 / (1 + np.exp(-(a * x + b)))
-    nll = -np.mean(ok * np.log(p) + (1 - ok) * np.log(1 - p))
-    c = np.clip(conf, 1e-6, 1 - 1e-6)
-    assert nll < -np.mean(ok * np.log(c) + (1 - ok) * np.log(1 - c))  # better than the raw scores
+    agree = np.zeros(len(conf), dtype=bool)
+    for form in ("platt", "beta"):
+        m = fit_map(form, conf, agree, ok)
+        assert all(abs(w) < 5 for w in m.weights)
+        assert span_nll(m.many(conf, agree), ok) < span_nll(conf, ok)  # better than the raw scores
+    assert isinstance(m, ConfidenceMap)
 
 
 def test_a_lower_hint_threshold_must_gain_more_than_one_dev_span():
@@ -187,27 +226,34 @@ def test_a_lower_hint_threshold_must_gain_more_than_one_dev_span():
     assert pick_hint_threshold(grid, 1 / 161)["hint_threshold"] == 0.2  # -0.0127 at 0.5: more than a span
 
 
-def test_crossfit_platt_scores_halves_it_was_not_fitted_on():
+def test_crossfit_scores_halves_it_was_not_fitted_on():
     """Extra spans from the same population as the held-out halves: a map fitted on dev plus one half
-    is better calibrated on the other half than a map fitted on a differently behaved dev alone."""
+    is better calibrated on the other half than a map fitted on a differently behaved dev alone; a
+    form with a feature that matters predicts the held-out halves better than one without it."""
     import numpy as np
-    from govfacts.train.calibrate import crossfit_platt
+    from govfacts.train.calibrate import crossfit
 
     rng = np.random.default_rng(1)
-    dev_conf = rng.uniform(0.5, 1.0, 150)
-    dev_ok = (rng.uniform(size=150) < 0.75).astype(float)  # dev: right 3 times in 4 whatever the score
-    conf = rng.uniform(0.5, 1.0, 600)
-    ok = (rng.uniform(size=600) < conf).astype(float)  # extra: calibrated scores
+
+    def rows(n, ok_of):
+        conf = rng.uniform(0.5, 1.0, n)
+        agree = rng.uniform(size=n) < 0.6
+        return {"conf": conf, "agree": agree, "ok": (rng.uniform(size=n) < ok_of(conf, agree)).astype(float)}
+
+    dev = rows(150, lambda c, a: 0.75)  # dev: right 3 times in 4 whatever the score
+    extra = rows(600, lambda c, a: np.where(a, c, c - 0.4))  # extra: calibrated where the rules agree
     groups = [f"agency-{i // 6}" for i in range(600)]
-    out = crossfit_platt(dev_conf, dev_ok, conf, ok, groups, repeats=5)
+    out = crossfit(("platt", "beta-rules"), dev, extra, groups, repeats=5)
     assert out["repeats"] == 5 and out["groups"] == 100
-    assert out["ece_dev_and_half"] < out["ece_dev_only"]
-    assert 0 <= out["ece_dev_and_half"] < 0.1
-    assert crossfit_platt(dev_conf, dev_ok, conf, ok, ["one agency"] * 600) == {"repeats": 0}
+    assert out["platt"]["ece"] < out["platt"]["ece_fixed_only"]
+    assert out["beta-rules"]["nll"] < out["platt"]["nll"]
+    assert crossfit(("platt",), dev, extra, ["one agency"] * 600) == {"repeats": 0}
+    alone = crossfit(("platt",), None, extra, groups, repeats=2)  # no fixed rows: halves of extra only
+    assert alone["repeats"] == 2 and "ece_fixed_only" not in alone["platt"]
 
 
-def test_platt_map_takes_documents_outside_the_splits(tiny_tagger, tmp_path):
-    """`--platt-gold`: annotated documents outside every split join dev for the Platt map only (the
+def test_confidence_map_takes_documents_outside_the_splits(tiny_tagger, tmp_path):
+    """`--map-gold`: annotated documents outside every split join dev for the confidence map only (the
     temperature, thresholds and spans stay those of dev); a document of a split is refused by name."""
     from govfacts.annotations import doc_to_task, write_tasks
     from govfacts.train.calibrate import main
@@ -220,17 +266,17 @@ def test_platt_map_takes_documents_outside_the_splits(tiny_tagger, tmp_path):
     extra = tmp_path / "extra.json"
     write_tasks(extra, [doc_to_task(docs[i]) for i in ("gov-pingtan-2016", "gov-pingtan-2013", "gov-pingtan-2019")])
     main([str(model), "--splits", str(splits), "--out", str(tmp_path / "cal"), "--no-int8-check",
-          "--platt-gold", str(extra)])
+          "--map-gold", str(extra)])
     rep = json.loads((tmp_path / "cal" / "calibration.json").read_text(encoding="utf-8"))
-    platt = rep["platt"]
+    platt = rep["confidence"]
     assert rep["dev_docs"] == DEV_IDS
     assert platt["extra_docs"] == ["gov-pingtan-2016", "gov-pingtan-2013", "gov-pingtan-2019"]
     assert platt["extra_spans"] > 0 and platt["extra_ece_before"] is not None
     assert platt["crossfit"]["repeats"] == 20 and platt["crossfit"]["groups"] == 3
     conf = json.loads((model / "config.json").read_text(encoding="utf-8"))
-    assert ("govfacts_platt" in conf) is platt["kept"]
+    assert ("govfacts_confidence_map" in conf) is platt["kept"]
 
     bad = tmp_path / "bad.json"
     write_tasks(bad, [doc_to_task(docs[DEV_IDS[0]])])
     with pytest.raises(ValueError, match=f"{DEV_IDS[0]}.*outside"):
-        main([str(model), "--splits", str(splits), "--no-int8-check", "--platt-gold", str(bad)])
+        main([str(model), "--splits", str(splits), "--no-int8-check", "--map-gold", str(bad)])

@@ -193,6 +193,20 @@ def test_hinted_finetune_and_tagger(tmp_path):
     assert {len(LABELS.bio_tags) + 2, len(LABELS.bio_tags) + 3} <= {t for row in seen for t in row}
     spans = tagger.spans(docs["gov-pingtan-2021"].text)
     assert all(s.label in LABELS.names and 0 <= s.score <= 1 for s in spans)
+    # the confidence map reads whether the rules found a span's label there too
+    from govfacts.infer.confidence import ConfidenceMap
+
+    text = docs["gov-pingtan-2021"].text
+    view = build_view(text)
+    scored = tagger.scored_spans([view], tagger.view_probs([view]))[0]
+    ruled = tagger.rules.spans(text)
+    assert scored
+    assert [agree for _, agree in scored] == [
+        any(r.label == s.label and r.start < s.end and s.start < r.end for r in ruled) for s, _ in scored]
+    tagger.options.confidence = cmap = ConfidenceMap("beta-rules", (0.5, 0.5, 0.0, 2.0))
+    mapped = tagger.spans(text)
+    assert [(s.start, s.end, s.label) for s in mapped] == [(s.start, s.end, s.label) for s, _ in scored]
+    assert [s.score for s in mapped] == [round(cmap(s.score, agree), 4) for s, agree in scored]
 
 
 def test_zero_claim_phrases_and_snapping():

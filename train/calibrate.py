@@ -12,10 +12,11 @@ calibration error (10 equal-width bins, as `govfacts evaluate` reports it) and e
 worse than at the current T; so the fit never makes dev ECE or dev F1 worse.
 
     .venv/bin/python -m govfacts.train.calibrate models/govfacts-tagger-zh [--out out/calibration]
-        [--platt-gold annotations/heldout]
+        [--map-gold annotations/heldout]
 
-A 2-parameter Platt map of the span scores follows (`fit_platt`); `--platt-gold` adds annotated documents
-outside every split to the dev spans it is fitted on, since ~160 dev spans hold too few errors to fix its slope.
+A confidence map of the span scores follows (`fit_confidence`, `govfacts.infer.confidence`); `--map-gold` adds
+annotated documents outside every split to the dev spans it is fitted on, since ~160 dev spans hold too few
+errors to fix its slope. Everything is fitted on facts as `govfacts evaluate` scores them.
 
 writes `govfacts_temperature` (and a `govfacts_calibration` summary) into config.json atomically
 and, with --out, calibration.json and reliability.png (before/after). It then compares the dev F1
@@ -35,7 +36,7 @@ import numpy as np
 
 from govfacts.annotations import load_gold, load_split
 from govfacts.atomic import write_text_atomic
-from govfacts.infer.decode import platt_scale
+from govfacts.infer.confidence import FORMS, ConfidenceMap, feature_rows
 from govfacts.infer.loader import InferSettings, load
 from govfacts.infer.tagger import Tagger
 from govfacts.paths import ANNOTATIONS
@@ -70,7 +71,7 @@ class TemperatureFit:
     int8: Optional[dict] = None  # check_int8() result, when run
     min_score: Optional[dict] = None  # fit_min_score() result, when run
     hint_threshold: Optional[dict] = None  # fit_hint_threshold() result, when run
-    platt: Optional[dict] = None  # fit_platt() result, when run
+    confidence: Optional[dict] = None  # fit_confidence() result, when run
 
     def __float__(self) -> float:
         return float(self.temperature)
@@ -82,29 +83,38 @@ class TemperatureFit:
         for k in ("min_score", "hint_threshold"):
             if d.get(k):
                 d[k] = {key: v for key, v in d[k].items() if key != "grid"}
-        if d.get("platt"):
-            d["platt"] = {k: v for k, v in d["platt"].items() if not k.startswith("calibration")}
+        if d.get("confidence"):
+            d["confidence"] = {k: v for k, v in d["confidence"].items() if not k.startswith("calibration")}
         return d
 
 
-def score_at(tagger, views, batches, docs, temperature: float) -> dict:
-    """Predicted spans at `temperature` (decoded as at inference) against gold, matched strictly
-    (same boundaries and label, `govfacts.scoring`): NLL, ECE, F1."""
-    preds = tagger.decode_views(views, tagger.merge_windows(views, batches, temperature))
+def score_at(tagger, views, batches, docs, temperature: float, raw: bool = False) -> dict:
+    """Predicted spans at `temperature` (decoded as at inference) against gold, matched as `govfacts
+    evaluate` matches facts (same label and value, overlapping span; `govfacts.scoring`): NLL, ECE, F1.
+    With `raw`, the scores are the model's, unrounded and before the confidence map, and `agree` says for
+    each whether the rules found it too: the numbers the map reads at inference."""
+    merged = tagger.merge_windows(views, batches, temperature)
+    if raw:
+        scored = tagger.scored_spans(views, merged)
+        preds = [[sp for sp, _ in found] for found in scored]
+        agreed = {id(sp): agree for found in scored for sp, agree in found}
+    else:
+        preds, agreed = tagger.decode_views(views, merged), {}
     matches, n_gold, where = [], 0, []
     for i, (doc, spans) in enumerate(zip(docs, preds)):
         n_gold += len(doc.spans)
-        found = [m for m in match_spans(doc.doc_id, doc.spans, in_scope(doc, spans), "strict") if m.pred]
+        found = [m for m in match_spans(doc.doc_id, doc.spans, in_scope(doc, spans), "fact") if m.pred]
         matches += found
         where += [i] * len(found)
     conf = np.array([m.pred.score for m in matches], dtype=np.float64)
     ok = np.array([m.kind == "tp" for m in matches], dtype=np.float64)
+    agree = np.array([agreed.get(id(m.pred), False) for m in matches], dtype=bool)
     tp = float(ok.sum())
     p = tp / len(matches) if matches else 0.0
     r = tp / n_gold if n_gold else 0.0
     return {"temperature": temperature, "nll": span_nll(conf, ok), "calibration": calibration(matches),
             "f1": 2 * p * r / (p + r) if p + r else 0.0, "spans": len(matches), "conf": conf, "ok": ok,
-            "n_gold": n_gold, "doc": np.array(where, dtype=np.int64)}
+            "agree": agree, "n_gold": n_gold, "doc": np.array(where, dtype=np.int64)}
 
 
 def span_nll(conf: np.ndarray, ok: np.ndarray) -> Optional[float]:
@@ -129,16 +139,18 @@ def _target(tagger, model_dir: Optional[str | Path]) -> Optional[Path]:
 
 
 def update_config(model_dir: str | Path, values: dict) -> Path:
-    """Set `values` in model_dir/config.json, atomically."""
+    """Set `values` in model_dir/config.json, atomically; a None value removes its key."""
     path = Path(model_dir) / "config.json"
     conf = json.loads(path.read_text(encoding="utf-8"))
     conf.update(values)
+    for key in [k for k, v in values.items() if v is None]:
+        del conf[key]
     return write_text_atomic(path, json.dumps(conf, ensure_ascii=False, indent=2) + "\n")
 
 
 def best_min_score(conf: np.ndarray, ok: np.ndarray, n_gold: int,
                    grid: Sequence[float] = tuple(np.round(np.arange(0.0, 0.91, 0.05), 2))) -> dict:
-    """The score threshold that maximises exact-span F1 of the kept spans (the lowest on ties)."""
+    """The score threshold that maximises the fact F1 of the kept spans (the lowest on ties)."""
     rows = []
     for t in grid:
         keep = conf >= t
@@ -150,115 +162,152 @@ def best_min_score(conf: np.ndarray, ok: np.ndarray, n_gold: int,
     return {**best, "grid": rows}
 
 
-def platt_fit(conf: np.ndarray, ok: np.ndarray, l2: float = 1e-2, iters: int = 50) -> tuple[float, float]:
-    """(a, b) of P(right) = sigmoid(a·logit(conf) + b) by Newton's method on the log-likelihood, with a
-    small pull towards the identity (a=1, b=0) so that a few dev spans cannot produce wild maps."""
-    x = np.log(np.clip(conf, 1e-6, 1 - 1e-6) / (1 - np.clip(conf, 1e-6, 1 - 1e-6)))
-    X = np.stack([x, np.ones_like(x)], axis=1)
-    w = np.array([1.0, 0.0])
-    prior = np.array([1.0, 0.0])
+def fit_map(form: str, scores: Sequence[float], agrees: Sequence[bool], ok: Sequence[float], l2: float = 1e-2,
+            iters: int = 50) -> ConfidenceMap:
+    """The `form` map (`infer.confidence.FORMS`) of P(right) by damped Newton on the log-likelihood, with a
+    small pull towards the identity (p = score) so that a few spans cannot produce wild maps."""
+    X = feature_rows(FORMS[form], scores, agrees)
+    y = np.asarray(ok, dtype=np.float64)
+    prior = np.array(ConfidenceMap.identity(form).weights)
+    w = prior.copy()
+    n = max(len(y), 1)
+
     def loss(w):
         z = X @ w
-        return float(np.sum(np.logaddexp(0, z) - ok * z) + 0.5 * l2 * len(x) * np.sum((w - prior) ** 2))
+        return float(np.sum(np.logaddexp(0, z) - y * z) + 0.5 * l2 * n * np.sum((w - prior) ** 2))
 
     for _ in range(iters):
-        p = 1 / (1 + np.exp(-(X @ w)))
-        grad = X.T @ (p - ok) + l2 * len(x) * (w - prior)
-        hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * len(x) * np.eye(2)
+        p = 1 / (1 + np.exp(-np.clip(X @ w, -700, 700)))
+        grad = X.T @ (p - y) + l2 * n * (w - prior)
+        hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * n * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
-        # damped Newton: halve the step until the objective goes down (scores at 0/1 make plain
-        # Newton overshoot)
+        # halve the step until the objective goes down (scores at 0/1 make plain Newton overshoot)
         cur, t = loss(w), 1.0
         while t > 1e-6 and loss(w - t * step) > cur:
             t /= 2
         w = w - t * step
         if np.abs(t * step).max() < 1e-8:
             break
-    return float(w[0]), float(w[1])
+    return ConfidenceMap(form, tuple(float(x) for x in w))
 
 
-def fit_platt(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None,
-              outputs: Optional[tuple[list, list]] = None, extra_docs: Sequence = (),
-              extra_outputs: Optional[tuple[list, list]] = None) -> dict:
-    """Platt-scale the span scores on dev at the tagger's temperature (`govfacts_platt` in config.json).
+def map_forms(tagger) -> tuple[str, ...]:
+    """The map forms calibration compares: `beta-rules` only for a tagger that reads the rules."""
+    return tuple(f for f in FORMS if tagger.rules is not None or "rules_agree" not in FORMS[f])
+
+
+def fit_confidence(tagger, dev_docs: Sequence, write: bool = True, model_dir: Optional[str | Path] = None,
+                   outputs: Optional[tuple[list, list]] = None, extra_docs: Sequence = (),
+                   extra_outputs: Optional[tuple[list, list]] = None, forms: Optional[Sequence[str]] = None) -> dict:
+    """Fit the confidence map (`govfacts_confidence_map` in config.json) on dev at the tagger's temperature.
 
     Temperature scaling moves every character's distribution alike; a span score (the weakest
-    character's label mass) is then still over- or under-confident as a whole. A 2-parameter
-    monotone map fitted on dev spans corrects that without changing which spans are found.
+    character's label mass) is then still over- or under-confident as a whole. A logistic map of a few
+    span features, fitted on the facts of annotated documents, corrects that without changing which spans
+    are found. Every form of `forms` (default `map_forms`) is fitted; the one kept is the form whose maps,
+    fitted on some agencies, give the lowest log-loss on agencies they were not fitted on (`crossfit`), so a
+    form with more weights wins only where it predicts unseen agencies better.
 
     `extra_docs` (annotated documents the model was not trained on, e.g. a held-out round) join the dev
-    spans for this map only: a map fitted on ~160 dev spans follows the few errors they hold. Since the
-    map changes no span, their F1 stays a clean measurement; their ECE does not, so the fit also reports
-    the ECE of maps fitted on dev plus half of their agencies, measured on the other half (`crossfit`)."""
+    spans for this map only: ~160 dev spans hold too few errors to fix a slope. Since the map changes no
+    span, their F1 stays a clean measurement; their ECE does not, so the cross-fit halves their agencies
+    (dev always in the fit), and without them it halves dev's."""
     views, batches = outputs or dev_outputs(tagger, dev_docs)
-    old = (tagger.options.min_score, tagger.options.platt)
-    tagger.options.min_score, tagger.options.platt = 0.0, None
+    forms = tuple(forms or map_forms(tagger))
+    old = (tagger.options.min_score, tagger.options.confidence)
+    tagger.options.min_score, tagger.options.confidence = 0.0, None
+    t = float(tagger.options.temperature)
     try:
-        t = float(tagger.options.temperature)
-        raw = score_at(tagger, views, batches, dev_docs, t)
-        conf, ok = raw["conf"], raw["ok"]
-        extra = None
+        raw = score_at(tagger, views, batches, dev_docs, t, raw=True)
+        parts = [raw]
         if extra_docs:
             ev, eb = extra_outputs or dev_outputs(tagger, extra_docs)
-            extra = score_at(tagger, ev, eb, extra_docs, t)
-            conf, ok = np.concatenate([conf, extra["conf"]]), np.concatenate([ok, extra["ok"]])
-        a, b = platt_fit(conf, ok)
-        tagger.options.platt = (a, b)
+            extra = score_at(tagger, ev, eb, extra_docs, t, raw=True)
+            parts.append(extra)
+        cols = {k: np.concatenate([r[k] for r in parts]) for k in ("conf", "agree", "ok")}
+        maps = {f: fit_map(f, cols["conf"], cols["agree"], cols["ok"]) for f in forms}
+        if extra_docs:
+            groups = [str(d.meta.get("agency") or d.doc_id) for d in extra_docs]
+            cf = crossfit(forms, raw, extra, [groups[i] for i in extra["doc"]])
+        else:
+            groups = [str(d.meta.get("agency") or d.doc_id) for d in dev_docs]
+            cf = crossfit(forms, None, raw, [groups[i] for i in raw["doc"]])
+        chosen = min(forms, key=lambda f: cf[f]["nll"]) if cf.get("repeats") else forms[0]
+        cmap = maps[chosen]
+        tagger.options.confidence = cmap
         after = score_at(tagger, views, batches, dev_docs, t)
-        extra_after = score_at(tagger, ev, eb, extra_docs, t) if extra else None
+        extra_after = score_at(tagger, ev, eb, extra_docs, t) if extra_docs else None
     finally:
         tagger.options.min_score = old[0]
-    out = {"a": a, "b": b, "ece_before": raw["calibration"]["ece"], "ece_after": after["calibration"]["ece"],
-           "nll_before": raw["nll"], "nll_after": after["nll"], "spans": raw["spans"],
+    out = {"form": chosen, "weights": list(cmap.weights), "forms": {f: list(m.weights) for f, m in maps.items()},
+           "matching": "fact", "crossfit": cf, "ece_before": raw["calibration"]["ece"],
+           "ece_after": after["calibration"]["ece"], "spans": raw["spans"],
            "calibration_before": raw["calibration"], "calibration_after": after["calibration"]}
-    nll_before, nll_after = raw["nll"], after["nll"]
-    if extra:
-        groups = [str(d.meta.get("agency") or d.doc_id) for d in extra_docs]
+    out["nll_before"], out["nll_after"] = span_nll(cols["conf"], cols["ok"]), span_nll(
+        cmap.many(cols["conf"], cols["agree"]), cols["ok"])
+    if extra_docs:
         out.update({"extra_docs": [d.doc_id for d in extra_docs], "extra_spans": extra["spans"],
-                    "extra_ece_before": extra["calibration"]["ece"], "extra_ece_after": extra_after["calibration"]["ece"],
-                    "crossfit": crossfit_platt(raw["conf"], raw["ok"], extra["conf"], extra["ok"],
-                                               [groups[i] for i in extra["doc"]])})
-        # the objective is the NLL of all the spans the map was fitted on
-        nll_before = span_nll(conf, ok)
-        nll_after = span_nll(np.concatenate([after["conf"], extra_after["conf"]]),
-                             np.concatenate([after["ok"], extra_after["ok"]]))
-    if nll_after is None or nll_before is None or nll_after > nll_before:
-        tagger.options.platt = old[1]
+                    "extra_ece_before": extra["calibration"]["ece"], "extra_ece_after": extra_after["calibration"]["ece"]})
+    if out["nll_after"] is None or out["nll_before"] is None or out["nll_after"] > out["nll_before"]:
+        tagger.options.confidence = old[1]
         out["kept"] = False
         return out
     out["kept"] = True
     target = _target(tagger, model_dir)
     if write and target is not None:
-        update_config(target, {"govfacts_platt": [a, b]})
+        update_config(target, {"govfacts_confidence_map": cmap.to_config(), "govfacts_platt": None})
     return out
 
 
-def crossfit_platt(dev_conf: np.ndarray, dev_ok: np.ndarray, conf: np.ndarray, ok: np.ndarray,
-                   groups: Sequence[str], repeats: int = 20, seed: int = 0) -> dict:
-    """The ECE an extra set would show had it not been fitted on: its groups (agencies) are halved at random
-    `repeats` times; a map fitted on dev plus one half is scored on the other, and the same for dev alone."""
+def crossfit(forms: Sequence[str], fixed: Optional[dict], halved: dict, groups: Sequence[str],
+             repeats: int = 20, seed: int = 0) -> dict:
+    """How each map form does on agencies it was not fitted on: the agencies (`groups`, one per span of
+    `halved`) are halved at random `repeats` times; a map fitted on `fixed` (if any) plus one half is scored
+    on the other half: ECE and mean log-loss per form, each form's log-loss paired with the first form's on
+    the same halves, and, with `fixed`, the ECE of the map fitted on `fixed` alone (`ece_fixed_only`)."""
     names = sorted(set(groups))
     if len(names) < 2:
         return {"repeats": 0}
     g = np.array([names.index(x) for x in groups])
     rng = np.random.default_rng(seed)
-    dev_map = platt_fit(dev_conf, dev_ok)  # the same for every half
-
-    def ece_on(held, a: float, b: float) -> float:
-        return calibration_of([(platt_scale(float(c), a, b), bool(y)) for c, y in zip(conf[held], ok[held])])["ece"]
-
-    with_half, dev_only = [], []
+    halves = []
     for _ in range(repeats):
-        half = rng.permutation(len(names))[: len(names) // 2]
-        for fit_mask in (np.isin(g, half), ~np.isin(g, half)):
-            held = ~fit_mask
-            a, b = platt_fit(np.concatenate([dev_conf, conf[fit_mask]]), np.concatenate([dev_ok, ok[fit_mask]]))
-            with_half.append(ece_on(held, a, b))
-            dev_only.append(ece_on(held, *dev_map))
-    return {"repeats": repeats, "groups": len(names),
-            "ece_dev_and_half": float(np.mean(with_half)), "ece_dev_and_half_sd": float(np.std(with_half)),
-            "ece_dev_only": float(np.mean(dev_only)), "ece_dev_only_sd": float(np.std(dev_only)),
-            "dev_and_half_lower": float(np.mean(np.array(with_half) < np.array(dev_only)))}
+        half = np.isin(g, rng.permutation(len(names))[: len(names) // 2])
+        halves += [half, ~half]
+
+    def take(rows, mask):
+        return {k: rows[k][mask] for k in ("conf", "agree", "ok")}
+
+    def joined(mask):
+        part = take(halved, mask)
+        if fixed is None:
+            return part
+        return {k: np.concatenate([fixed[k], part[k]]) for k in part}
+
+    out: dict = {"repeats": repeats, "groups": len(names)}
+    per_half: dict = {}
+    for form in forms:
+        eces, nlls, only = [], [], []
+        alone = fit_map(form, fixed["conf"], fixed["agree"], fixed["ok"]) if fixed is not None else None
+        for fit_mask in halves:
+            fit_rows, held = joined(fit_mask), take(halved, ~fit_mask)
+            cmap = fit_map(form, fit_rows["conf"], fit_rows["agree"], fit_rows["ok"])
+            p = cmap.many(held["conf"], held["agree"])
+            eces.append(calibration_of(list(zip(p.tolist(), held["ok"].astype(bool).tolist())))["ece"])
+            nlls.append(span_nll(p, held["ok"]))
+            if alone is not None:
+                q = alone.many(held["conf"], held["agree"])
+                only.append(calibration_of(list(zip(q.tolist(), held["ok"].astype(bool).tolist())))["ece"])
+        out[form] = {"ece": float(np.mean(eces)), "ece_sd": float(np.std(eces)), "nll": float(np.mean(nlls)),
+                     "nll_sd": float(np.std(nlls))}
+        if only:
+            out[form].update({"ece_fixed_only": float(np.mean(only)), "ece_fixed_only_sd": float(np.std(only))})
+        per_half[form] = np.array(nlls)
+        if form != forms[0]:  # paired with the first form on the same halves
+            diff = per_half[form] - per_half[forms[0]]
+            out[form][f"nll_minus_{forms[0]}"] = float(diff.mean())
+            out[form][f"nll_below_{forms[0]}_share"] = float(np.mean(diff < 0))
+    return out
 
 
 HINT_GRID = (0.5, 0.4, 0.3, 0.2, 0.1)
@@ -333,7 +382,7 @@ def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_
     views, batches = outputs or dev_outputs(tagger, dev_docs)  # the model runs once; every T re-merges these
     current = float(tagger.options.temperature)
     kept_min_score, tagger.options.min_score = tagger.options.min_score, 0.0  # T is fitted on every decoded span
-    kept_platt, tagger.options.platt = tagger.options.platt, None  # ... and on the raw span scores
+    kept_map, tagger.options.confidence = tagger.options.confidence, None  # ... and on the raw span scores
     base = score_at(tagger, views, batches, dev_docs, current)
     rows = [base]
     for t in sorted(set(grid) - {current}):
@@ -358,7 +407,7 @@ def fit_temperature(tagger, dev_docs: Sequence, grid: Sequence[float] = DEFAULT_
               for r in sorted(rows, key=lambda r: r["temperature"])])
     tagger.options.temperature = fit.temperature
     tagger.options.min_score = kept_min_score
-    tagger.options.platt = kept_platt
+    tagger.options.confidence = kept_map
     target = _target(tagger, model_dir)
     if write and target is not None:
         write_temperature(target, fit)
@@ -411,42 +460,42 @@ def reliability(fit: TemperatureFit) -> bytes:
     """Reliability diagram (PNG) of dev span confidence before and after the fit."""
     curves = {f"T={fit.previous:g} (before)": {"calibration": fit.calibration_before},
               f"T={fit.temperature:g} (fitted)": {"calibration": fit.calibration_after}}
-    if fit.platt and fit.platt.get("kept"):
-        curves[f"T={fit.temperature:g} + Platt"] = {"calibration": fit.platt["calibration_after"]}
+    if fit.confidence and fit.confidence.get("kept"):
+        curves[f"T={fit.temperature:g} + {fit.confidence['form']} map"] = {"calibration": fit.confidence["calibration_after"]}
     return reliability_png(curves)
 
 
-def platt_documents(paths: Sequence[str | Path], splits_yaml: str | Path) -> list:
-    """The annotated documents of `paths` (exports or folders) for the Platt map; a document that
+def map_documents(paths: Sequence[str | Path], splits_yaml: str | Path) -> list:
+    """The annotated documents of `paths` (exports or folders) for the confidence map; a document that
     splits.yaml places in any split is refused, since the model may have trained on it or it is scored."""
     docs, problems = load_gold(paths)
     if problems:
-        raise ValueError(f"{len(problems)} problem(s) in the Platt documents, e.g. {problems[0]} "
+        raise ValueError(f"{len(problems)} problem(s) in the confidence-map documents, e.g. {problems[0]} "
                          "(govfacts annotations validate lists them all)")
     placed = split_of(load_splits(splits_yaml), [d.doc_id for d in docs])
     inside = sorted(d.doc_id for d in docs if d.doc_id in placed)
     if inside:
         raise ValueError(f"{', '.join(map(str, paths))}: {len(inside)} document(s) belong to a split of "
-                         f"{splits_yaml} ({', '.join(inside[:5])}); the Platt map takes only documents outside them")
+                         f"{splits_yaml} ({', '.join(inside[:5])}); the confidence map takes only documents outside them")
     return docs
 
 
 def calibrate(model_dir: str | Path, annotations: Optional[str | Path] = None, splits: Optional[str | Path] = None,
               split: str = "dev", out_dir: Optional[str | Path] = None, int8: bool = True,
-              min_score: Optional[float] = None, platt_gold: Sequence[str | Path] = ()) -> TemperatureFit:
+              min_score: Optional[float] = None, map_gold: Sequence[str | Path] = ()) -> TemperatureFit:
     """Load the tagger in `model_dir`, fit T on the `split` documents and write it into its config;
     with `int8`, also decide `govfacts_quantize` on the same documents (`check_int8`); `min_score`
-    fixes the score threshold instead of fitting it (`fit_min_score`); the documents of `platt_gold`
-    join the split's for the Platt map only (`fit_platt`)."""
+    fixes the score threshold instead of fitting it (`fit_min_score`); the documents of `map_gold`
+    join the split's for the confidence map only (`fit_confidence`)."""
     ann = Path(annotations) if annotations else ANNOTATIONS
     splits_yaml = Path(splits) if splits else ann / "splits.yaml"
     docs = load_split(split, ann, splits_yaml)
-    extra = platt_documents(platt_gold, splits_yaml) if platt_gold else []
+    extra = map_documents(map_gold, splits_yaml) if map_gold else []
     tagger = Tagger.from_pretrained(model_dir)
     outputs = dev_outputs(tagger, docs)
     fit = fit_temperature(tagger, docs, model_dir=model_dir, outputs=outputs)
     fit.hint_threshold = fit_hint_threshold(tagger, docs, model_dir=model_dir, outputs=outputs)
-    fit.platt = fit_platt(tagger, docs, model_dir=model_dir, outputs=outputs, extra_docs=extra)
+    fit.confidence = fit_confidence(tagger, docs, model_dir=model_dir, outputs=outputs, extra_docs=extra)
     fit.min_score = fit_min_score(tagger, docs, model_dir=model_dir, outputs=outputs, fixed=min_score)
     if int8:
         fit.int8 = check_int8(model_dir, docs)  # at the fitted temperature, now in config.json
@@ -471,12 +520,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--no-int8-check", action="store_true", help="do not decide govfacts_quantize")
     ap.add_argument("--min-score", type=float, default=None,
                     help="set govfacts_min_score to this instead of fitting it on the split (e.g. 0)")
-    ap.add_argument("--platt-gold", action="append", default=[], metavar="PATH",
+    ap.add_argument("--map-gold", "--platt-gold", dest="map_gold", action="append", default=[], metavar="PATH",
                     help="annotated exports or folders outside every split (e.g. annotations/heldout) whose "
-                         "spans join the split's for the Platt map only; repeatable")
+                         "spans join the split's for the confidence map only; repeatable")
     a = ap.parse_args(argv)
     fit = calibrate(a.model_dir, a.annotations, a.splits, a.split, a.out, int8=not a.no_int8_check,
-                    min_score=a.min_score, platt_gold=a.platt_gold)
+                    min_score=a.min_score, map_gold=a.map_gold)
     json.dump(fit.summary(), sys.stdout, ensure_ascii=False, indent=1)
     sys.stdout.write("\n")
 

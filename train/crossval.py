@@ -53,7 +53,7 @@ class CrossvalSettings:
     seeds: list
     inner_dev_share: float  # share of a fold run's training spans held out (whole groups) for epoch selection
     recipes: dict  # name → finetune overrides
-    calibrate: bool  # fit temperature / threshold / Platt map on the inner dev, as the shipped model is
+    calibrate: bool  # fit temperature / threshold / confidence map on the inner dev, as the shipped model is
     out_dir: str
     keep_models: bool
     only_folds: Optional[list] = None  # run just these folds (a first look at a recipe where a fold shows its
