@@ -273,6 +273,8 @@ def test_confidence_map_takes_documents_outside_the_splits(tiny_tagger, tmp_path
     assert platt["extra_docs"] == ["gov-pingtan-2016", "gov-pingtan-2013", "gov-pingtan-2019"]
     assert platt["extra_spans"] > 0 and platt["extra_ece_before"] is not None
     assert platt["crossfit"]["repeats"] == 20 and platt["crossfit"]["groups"] == 3
+    table = platt["by_rules_agreement"]["extra"]
+    assert table["agree"]["facts"] + table["alone"]["facts"] == platt["extra_spans"]
     conf = json.loads((model / "config.json").read_text(encoding="utf-8"))
     assert ("govfacts_confidence_map" in conf) is platt["kept"]
 

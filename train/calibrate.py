@@ -245,6 +245,7 @@ def fit_confidence(tagger, dev_docs: Sequence, write: bool = True, model_dir: Op
            "calibration_before": raw["calibration"], "calibration_after": after["calibration"]}
     out["nll_before"], out["nll_after"] = span_nll(cols["conf"], cols["ok"]), span_nll(
         cmap.many(cols["conf"], cols["agree"]), cols["ok"])
+    out["by_rules_agreement"] = {name: agreement_table(part) for name, part in zip(("dev", "extra"), parts)}
     if extra_docs:
         out.update({"extra_docs": [d.doc_id for d in extra_docs], "extra_spans": extra["spans"],
                     "extra_ece_before": extra["calibration"]["ece"], "extra_ece_after": extra_after["calibration"]["ece"]})
@@ -256,6 +257,15 @@ def fit_confidence(tagger, dev_docs: Sequence, write: bool = True, model_dir: Op
     target = _target(tagger, model_dir)
     if write and target is not None:
         update_config(target, {"govfacts_confidence_map": cmap.to_config(), "govfacts_platt": None})
+    return out
+
+
+def agreement_table(rows: dict) -> dict:
+    """Facts and the share right, where the rules found the same label there (`agree`) and where not (`alone`)."""
+    out = {}
+    for name, mask in (("agree", rows["agree"]), ("alone", ~rows["agree"])):
+        n = int(mask.sum())
+        out[name] = {"facts": n, "right": float(rows["ok"][mask].mean()) if n else None}
     return out
 
 
