@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,14 @@ class TaggerOptions:
                    hint_threshold=None if get("hint_threshold", None) is None else float(get("hint_threshold", 0.5)))
         return dataclasses.replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
+    def calibration_key(self) -> str:
+        """8 hex digits naming what calibration fits (temperature, hint threshold, confidence map, score
+        threshold): the same weights calibrated otherwise give other confidences, so another extractor id."""
+        fitted = {"temperature": round(float(self.temperature), 6), "min_score": round(float(self.min_score), 6),
+                  "hint_threshold": self.hint_threshold,
+                  "confidence": self.confidence.to_config() if self.confidence is not None else None}
+        return hashlib.sha1(json.dumps(fitted, sort_keys=True).encode("utf-8")).hexdigest()[:8]
+
 
 class Tagger:
     """Wraps a token-classification model and its (fast) tokenizer.
@@ -103,6 +112,8 @@ class Tagger:
             self.rules = RuleExtractor()
             if version:  # the rules are part of the model's input: their content is part of its id
                 version = f"{version}+rules-{self.rules.fingerprint}"
+        if version:  # ... and the calibration is part of how its spans and confidences come out
+            version = f"{version}+cal-{self.options.calibration_key()}"
         self.version = version
         self.source: Optional[str] = source  # the directory / hub name it was loaded from
         self.quantized = False

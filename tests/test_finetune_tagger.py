@@ -106,7 +106,14 @@ def test_tagger_from_pretrained_spans(char_model, docs):
     assert tagger.name == "govfacts-tagger-test"
     conf = json.loads((char_model / "config.json").read_text(encoding="utf-8"))
     # a rule-hinted model's id carries the rules' content hash: editing the lexicon changes its input
-    assert tagger.version == f'{conf["govfacts_version"]}+rules-{tagger.rules.fingerprint}'
+    key = tagger.options.calibration_key()
+    assert tagger.version == f'{conf["govfacts_version"]}+rules-{tagger.rules.fingerprint}+cal-{key}'
+    # ... and its calibration: the same weights with another confidence map are another extractor
+    from govfacts.infer.confidence import ConfidenceMap
+
+    other = Tagger.from_pretrained(char_model, num_threads=1, confidence=ConfidenceMap("platt", (0.5, 0.1)))
+    assert other.version != tagger.version and other.version.startswith(f'{conf["govfacts_version"]}+rules-')
+    assert Tagger.from_pretrained(char_model, num_threads=1).version == tagger.version
     assert tagger.tags == LABELS.bio_tags and tagger.options.max_len == 128 and tagger.options.stride == 32
     raw = docs["gov-pingtan-2021"].text  # unseen, with tables and PDF line breaks
     spans = tagger.spans(raw)
