@@ -230,6 +230,39 @@ def bootstrap_interval(matches: list[FactMatch], doc_ids: list[str], samples: in
             "samples": samples, "level": level}
 
 
+def _ece_parts(matches: list[FactMatch], doc_ids: list[str], bins: int):
+    """(per_doc [docs, bins, 2]: summed confidence and right facts per document and bin, facts per document,
+    conf, right, onehot [facts, bins]) of the predicted facts of `matches`; None without any."""
+    import numpy as np
+
+    index = {d: i for i, d in enumerate(doc_ids)}
+    preds = [(index[m.doc_id], m.pred.score, m.kind == "tp") for m in matches if m.pred is not None]
+    if not doc_ids or not preds:
+        return None
+    doc = np.array([d for d, _, _ in preds])
+    conf, right = (np.array(x, dtype=float) for x in list(zip(*preds))[1:])
+    onehot = np.zeros((len(preds), bins))  # [facts, bins], the bins of `calibration` (a row of zeros outside them)
+    for i, c in enumerate(conf):
+        b = calibration_bin(c, bins)
+        if b is not None:
+            onehot[i, b] = 1
+    per_doc = np.zeros((len(doc_ids), bins, 2))
+    np.add.at(per_doc, doc, onehot[:, :, None] * np.stack([conf, right], axis=1)[:, None, :])
+    return per_doc, np.bincount(doc, minlength=len(doc_ids)), conf, right, onehot
+
+
+def _ece(conf_sum, right_sum, n):
+    import numpy as np
+
+    return np.abs(right_sum - conf_sum).sum(axis=-1) / np.maximum(n, 1)
+
+
+def _boot_ece(parts, idx):
+    per_doc, counts = parts[0], parts[1]
+    t = per_doc[idx].sum(axis=1)
+    return _ece(t[..., 0], t[..., 1], counts[idx].sum(axis=1))
+
+
 def ece_interval(matches: list[FactMatch], doc_ids: list[str], bins: int = 10, samples: int = BOOTSTRAP_SAMPLES,
                  seed: int = 0, level: float = 0.95) -> dict:
     """How far a split of a few reports can pin an ECE (the bins of `calibration`) down, two ways:
@@ -240,33 +273,37 @@ def ece_interval(matches: list[FactMatch], doc_ids: list[str], bins: int = 10, s
     is within what chance alone gives at this size."""
     import numpy as np
 
-    index = {d: i for i, d in enumerate(doc_ids)}
-    preds = [(index[m.doc_id], m.pred.score, m.kind == "tp") for m in matches if m.pred is not None]
-    if not doc_ids or not preds:
+    parts = _ece_parts(matches, doc_ids, bins)
+    if parts is None:
         return {"ece": None, "low": None, "high": None, "calibrated_median": None, "calibrated_high": None, "samples": 0}
-    doc = np.array([d for d, _, _ in preds])
-    conf, right = (np.array(x, dtype=float) for x in list(zip(*preds))[1:])
-    onehot = np.zeros((len(preds), bins))  # [facts, bins], the bins of `calibration` (a row of zeros outside them)
-    for i, c in enumerate(conf):
-        b = calibration_bin(c, bins)
-        if b is not None:
-            onehot[i, b] = 1
-
-    def ece(conf_sum, right_sum, n):
-        return np.abs(right_sum - conf_sum).sum(axis=-1) / np.maximum(n, 1)
-
-    per_doc = np.zeros((len(doc_ids), bins, 2))  # summed confidence, right ones per document and bin
-    np.add.at(per_doc, doc, onehot[:, :, None] * np.stack([conf, right], axis=1)[:, None, :])
-    counts = np.bincount(doc, minlength=len(doc_ids))
-    idx = _resample(len(doc_ids), samples, seed)
-    t = per_doc[idx].sum(axis=1)
-    boot = ece(t[..., 0], t[..., 1], counts[idx].sum(axis=1))
+    _, _, conf, right, onehot = parts
+    boot = _boot_ece(parts, _resample(len(doc_ids), samples, seed))
     draws = np.random.default_rng(seed).random((samples, len(conf))) < conf  # outcomes as the confidences say
-    chance = ece(conf @ onehot, draws.astype(float) @ onehot, len(conf))
+    chance = _ece(conf @ onehot, draws.astype(float) @ onehot, len(conf))
     a = (1 - level) / 2
-    return {"ece": float(ece(conf @ onehot, right @ onehot, len(conf))), "low": float(np.quantile(boot, a)),
+    return {"ece": float(_ece(conf @ onehot, right @ onehot, len(conf))), "low": float(np.quantile(boot, a)),
             "high": float(np.quantile(boot, 1 - a)), "calibrated_median": float(np.median(chance)),
             "calibrated_high": float(np.quantile(chance, level)),
+            "samples": samples, "level": level}
+
+
+def paired_ece(a: list[FactMatch], b: list[FactMatch], doc_ids: list[str], bins: int = 10,
+               samples: int = BOOTSTRAP_SAMPLES, seed: int = 0, level: float = 0.95) -> dict:
+    """ECE of A minus that of B on the same resampled documents: the difference, its percentile interval and
+    the share of samples where A's is lower. "A is better calibrated" only when the whole interval lies below
+    zero (`a_better`)."""
+    import numpy as np
+
+    pa, pb = _ece_parts(a, doc_ids, bins), _ece_parts(b, doc_ids, bins)
+    if pa is None or pb is None:
+        return {"diff": None, "low": None, "high": None, "p_a_better": None, "a_better": False, "b_better": False}
+    idx = _resample(len(doc_ids), samples, seed)
+    d = _boot_ece(pa, idx) - _boot_ece(pb, idx)
+    q = (1 - level) / 2
+    low, high = float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
+    whole = np.arange(len(doc_ids))[None, :]
+    return {"diff": float(_boot_ece(pa, whole)[0] - _boot_ece(pb, whole)[0]), "low": low, "high": high,
+            "p_a_better": float((d < 0).mean()), "a_better": high < 0, "b_better": low > 0,
             "samples": samples, "level": level}
 
 

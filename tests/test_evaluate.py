@@ -172,6 +172,27 @@ def test_ece_interval_over_documents():
     assert few > 0.2 and lots < 0.1 and lots < few
 
 
+def test_paired_ece_claims_better_calibration_only_where_the_interval_says_so():
+    """Same facts, same outcomes, other confidences: on 400 documents a map stating 0.75 for facts right 3
+    times in 4 is shown better calibrated than one stating 0.95; on 8 documents that is not shown."""
+    from govfacts.scoring import FactMatch, calibration, paired_ece
+
+    g = Span(0, 2, "FEES", "0元")
+
+    def matches(ids, conf):  # one fact per document, right on 3 of every 4
+        return [FactMatch(d, g, Span(0, 2, "FEES", "0元", conf), "tp" if i % 4 else "fp") for i, d in enumerate(ids)]
+
+    many = [f"d{i}" for i in range(400)]
+    out = paired_ece(matches(many, 0.75), matches(many, 0.95), many, samples=500)
+    assert out["diff"] == pytest.approx(calibration(matches(many, 0.75))["ece"] - calibration(matches(many, 0.95))["ece"])
+    assert out["diff"] < 0 and out["a_better"] and not out["b_better"] and out["p_a_better"] > 0.95
+    back = paired_ece(matches(many, 0.95), matches(many, 0.75), many, samples=500)
+    assert back["b_better"] and back["diff"] == pytest.approx(-out["diff"])
+    few = [f"d{i}" for i in range(8)]
+    assert not paired_ece(matches(few, 0.75), matches(few, 0.85), few, samples=500)["a_better"]
+    assert paired_ece([], matches(few, 0.75), few)["diff"] is None
+
+
 def test_report_prints_intervals_and_claims_only_what_they_show(tmp_path):
     res = CliRunner().invoke(app, ["evaluate", "--gold", "annotations", "--split", "test", "-m", "rules",
                                    "-m", "rules", "--out", str(tmp_path)])

@@ -83,6 +83,12 @@ def comparison_lines(report: dict) -> list[str]:
                    else "no difference shown")
         out.append(f"fact F1 {c['a']} − {c['b']}: {c['diff']:+.3f} (95 % paired bootstrap over documents "
                    f"[{c['low']:+.3f}, {c['high']:+.3f}], A better in {c['p_a_better']:.0%} of samples): {verdict}")
+        e = c.get("ece") or {}
+        if e.get("diff") is not None:
+            verdict = (f"{c['a']} is better calibrated" if e["a_better"] else
+                       f"{c['b']} is better calibrated" if e["b_better"] else "no difference shown")
+            out.append(f"ECE {c['a']} − {c['b']}: {e['diff']:+.3f} (95 % paired bootstrap over documents "
+                       f"[{e['low']:+.3f}, {e['high']:+.3f}], A lower in {e['p_a_better']:.0%} of samples): {verdict}")
     return out
 
 

@@ -15,7 +15,8 @@ from govfacts.evaluate.tables import table_accuracy
 from govfacts.evaluate.render import HEAD, comparison_lines, headline_rows
 from govfacts.infer.api import extract_documents
 from govfacts.records import Document, Span
-from govfacts.scoring import (FactMatch, bootstrap_interval, calibration, ece_interval, in_scope, paired_bootstrap, prf,
+from govfacts.scoring import (FactMatch, bootstrap_interval, calibration, ece_interval, in_scope, paired_bootstrap,
+                              paired_ece, prf,
                               score)
 
 
@@ -112,11 +113,13 @@ def build_report(docs: list[AnnotatedDoc], extractors: dict[str, object], gold_n
 
 
 def compare(docs: list[AnnotatedDoc], preds: dict[str, dict[str, list[Span]]]) -> list[dict]:
-    """Paired bootstrap of fact F1 between the first model and each other one (same documents)."""
+    """Paired bootstraps between the first model and each other one (same documents): of fact F1, and of
+    the ECE (`ece`)."""
     names = list(preds)
     ids = [d.doc_id for d in docs]
     matches = {n: score(docs, p).matches for n, p in preds.items()}
-    return [{"a": names[0], "b": b, **paired_bootstrap(matches[names[0]], matches[b], ids)} for b in names[1:]]
+    return [{"a": names[0], "b": b, **paired_bootstrap(matches[names[0]], matches[b], ids),
+             "ece": paired_ece(matches[names[0]], matches[b], ids)} for b in names[1:]]
 
 
 def headline_table(report: dict):
