@@ -14,14 +14,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import isa  # noqa: E402  (bench/isa.py: --isa avx2)
+from in_process import sample_documents, warmed_extractor  # noqa: E402
 from machine import cpu_info  # noqa: E402
 
 from govfacts.infer.api import extract_documents  # noqa: E402
 from govfacts.infer.confidence import rules_agree
 from govfacts.infer.hints import rule_spans
-from govfacts.infer.loader import extractor_id, load
-from govfacts.paths import SAMPLES
-from govfacts.reader import read_document
+from govfacts.infer.loader import extractor_id
 from govfacts.textview import build_view
 
 
@@ -33,14 +32,13 @@ def main() -> None:
     isa.add_option(ap, "the whole run")
     a = ap.parse_args()
     isa.reexec(a.isa)
-    docs = [read_document(p) for p in sorted(SAMPLES.glob("*.txt"))] * a.copies
+    docs = sample_documents(a.copies)
     chars = sum(len(d.text) for d in docs)
-    ex = load(a.model)
+    ex = warmed_extractor(a.model, docs)
     tagger = getattr(ex, "extractor", ex)
     cmap = tagger.options.confidence
     if cmap is None:
         sys.exit(f"{extractor_id(ex)} has no confidence map to measure")
-    extract_documents(ex, docs[:2])  # warm-up (model, ONNX session, jieba, OpenCC)
     best = {"map": float("inf"), "none": float("inf")}
     facts = {}
     for _ in range(a.repeat):

@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from in_process import sample_documents, warmed_extractor  # noqa: E402
 from machine import cpu_info  # noqa: E402
 
 from govfacts.infer.api import extract_documents  # noqa: E402
-from govfacts.infer.loader import extractor_id, load
-from govfacts.paths import SAMPLES
-from govfacts.reader import read_document
+from govfacts.infer.loader import extractor_id
 
 
 def main() -> None:
@@ -26,10 +25,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--copies", type=int, default=4)
     a = ap.parse_args()
-    docs = [read_document(p) for p in sorted(SAMPLES.glob("*.txt"))] * a.copies
+    docs = sample_documents(a.copies)
     chars = sum(len(d.text) for d in docs)
-    ex = load(a.model)
-    extract_documents(ex, docs[:2])  # warm-up (model, ONNX session, jieba, OpenCC)
+    ex = warmed_extractor(a.model, docs)
     best = {True: float("inf"), False: float("inf")}
     facts = {}
     for _ in range(a.repeat):
