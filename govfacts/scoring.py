@@ -257,6 +257,11 @@ def _ece(conf_sum, right_sum, n):
     return np.abs(right_sum - conf_sum).sum(axis=-1) / np.maximum(n, 1)
 
 
+def _point_ece(parts) -> float:
+    _, _, conf, right, onehot = parts
+    return float(_ece(conf @ onehot, right @ onehot, len(conf)))
+
+
 def _boot_ece(parts, idx):
     per_doc, counts = parts[0], parts[1]
     t = per_doc[idx].sum(axis=1)
@@ -276,12 +281,12 @@ def ece_interval(matches: list[FactMatch], doc_ids: list[str], bins: int = 10, s
     parts = _ece_parts(matches, doc_ids, bins)
     if parts is None:
         return {"ece": None, "low": None, "high": None, "calibrated_median": None, "calibrated_high": None, "samples": 0}
-    _, _, conf, right, onehot = parts
+    _, _, conf, _, onehot = parts
     boot = _boot_ece(parts, _resample(len(doc_ids), samples, seed))
     draws = np.random.default_rng(seed).random((samples, len(conf))) < conf  # outcomes as the confidences say
     chance = _ece(conf @ onehot, draws.astype(float) @ onehot, len(conf))
     a = (1 - level) / 2
-    return {"ece": float(_ece(conf @ onehot, right @ onehot, len(conf))), "low": float(np.quantile(boot, a)),
+    return {"ece": _point_ece(parts), "low": float(np.quantile(boot, a)),
             "high": float(np.quantile(boot, 1 - a)), "calibrated_median": float(np.median(chance)),
             "calibrated_high": float(np.quantile(chance, level)),
             "samples": samples, "level": level}
@@ -292,19 +297,27 @@ def paired_ece(a: list[FactMatch], b: list[FactMatch], doc_ids: list[str], bins:
     """ECE of A minus that of B on the same resampled documents: the difference, its percentile interval and
     the share of samples where A's is lower. "A is better calibrated" only when the whole interval lies below
     zero (`a_better`)."""
-    import numpy as np
-
     pa, pb = _ece_parts(a, doc_ids, bins), _ece_parts(b, doc_ids, bins)
     if pa is None or pb is None:
         return {"diff": None, "low": None, "high": None, "p_a_better": None, "a_better": False, "b_better": False}
     idx = _resample(len(doc_ids), samples, seed)
-    d = _boot_ece(pa, idx) - _boot_ece(pb, idx)
+    return _paired_summary(_point_ece(pa) - _point_ece(pb), _boot_ece(pa, idx) - _boot_ece(pb, idx),
+                           samples, level, higher_is_better=False)
+
+
+def _paired_summary(diff: float, d, samples: int, level: float, higher_is_better: bool = True) -> dict:
+    """A − B (`diff`) with the percentile interval of its resampled values `d` and the share of samples where
+    A is better; A (B) is called better only when the whole interval lies on its side of zero."""
+    import numpy as np
+
     q = (1 - level) / 2
     low, high = float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
-    whole = np.arange(len(doc_ids))[None, :]
-    return {"diff": float(_boot_ece(pa, whole)[0] - _boot_ece(pb, whole)[0]), "low": low, "high": high,
-            "p_a_better": float((d < 0).mean()), "a_better": high < 0, "b_better": low > 0,
-            "samples": samples, "level": level}
+    if higher_is_better:
+        p, a_better, b_better = (d > 0).mean(), low > 0, high < 0
+    else:
+        p, a_better, b_better = (d < 0).mean(), high < 0, low > 0
+    return {"diff": float(diff), "low": low, "high": high, "p_a_better": float(p), "a_better": a_better,
+            "b_better": b_better, "samples": samples, "level": level}
 
 
 def paired_bootstrap(a: list[FactMatch], b: list[FactMatch], doc_ids: list[str], samples: int = BOOTSTRAP_SAMPLES,
@@ -324,12 +337,8 @@ def paired_bootstrap_counts(ca, cb, samples: int = BOOTSTRAP_SAMPLES, seed: int 
 
     ca, cb = np.asarray(ca, dtype=float), np.asarray(cb, dtype=float)
     idx = _resample(len(ca), samples, seed)
-    d = _f1(ca[idx].sum(axis=1)) - _f1(cb[idx].sum(axis=1))
-    q = (1 - level) / 2
-    low, high = float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
-    return {"diff": float(_f1(ca.sum(axis=0)) - _f1(cb.sum(axis=0))), "low": low, "high": high,
-            "p_a_better": float((d > 0).mean()), "a_better": low > 0, "b_better": high < 0,
-            "samples": samples, "level": level}
+    return _paired_summary(_f1(ca.sum(axis=0)) - _f1(cb.sum(axis=0)), _f1(ca[idx].sum(axis=1)) - _f1(cb[idx].sum(axis=1)),
+                           samples, level)
 
 
 def label_counts(matches: list[FactMatch]) -> dict[str, list[int]]:

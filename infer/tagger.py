@@ -235,11 +235,11 @@ class Tagger:
 
     def _finished(self, found: Sequence[tuple[Span, bool]]) -> list[Span]:
         opts = self.options
-        spans = [sp for sp, _ in found]
-        if opts.confidence is not None and spans:
-            conf = opts.confidence.many([sp.score for sp in spans], [agree for _, agree in found])
-            spans = [dataclasses.replace(sp, score=float(c)) for sp, c in zip(spans, conf)]
-        return [dataclasses.replace(sp, score=round(sp.score, 4)) for sp in spans if sp.score >= opts.min_score]
+        scores = [sp.score for sp, _ in found]
+        if opts.confidence is not None and found:
+            scores = opts.confidence.many(scores, [agree for _, agree in found])
+        return [dataclasses.replace(sp, score=round(float(c), 4)) for (sp, _), c in zip(found, scores)
+                if c >= opts.min_score]
 
     def _postprocess(self, view: TextView, probs: np.ndarray, covered: np.ndarray, found):
         opts = self.options

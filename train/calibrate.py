@@ -226,12 +226,10 @@ def fit_confidence(tagger, dev_docs: Sequence, write: bool = True, model_dir: Op
             parts.append(extra)
         cols = {k: np.concatenate([r[k] for r in parts]) for k in ("conf", "agree", "ok")}
         maps = {f: fit_map(f, cols["conf"], cols["agree"], cols["ok"]) for f in forms}
-        if extra_docs:
-            groups = [str(d.meta.get("agency") or d.doc_id) for d in extra_docs]
-            cf = crossfit(forms, raw, extra, [groups[i] for i in extra["doc"]])
-        else:
-            groups = [str(d.meta.get("agency") or d.doc_id) for d in dev_docs]
-            cf = crossfit(forms, None, raw, [groups[i] for i in raw["doc"]])
+        # halve the extra documents' agencies with dev always in the fit; without them, halve dev's
+        fixed, halved, halved_docs = (raw, extra, extra_docs) if extra_docs else (None, raw, dev_docs)
+        groups = [str(d.meta.get("agency") or d.doc_id) for d in halved_docs]
+        cf = crossfit(forms, fixed, halved, [groups[i] for i in halved["doc"]])
         chosen = min(forms, key=lambda f: cf[f]["nll"]) if cf.get("repeats") else forms[0]
         cmap = maps[chosen]
         tagger.options.confidence = cmap
@@ -288,6 +286,9 @@ def crossfit(forms: Sequence[str], fixed: Optional[dict], halved: dict, groups: 
     def take(rows, mask):
         return {k: rows[k][mask] for k in ("conf", "agree", "ok")}
 
+    def ece(p, ok):
+        return calibration_of(list(zip(p.tolist(), ok.astype(bool).tolist())))["ece"]
+
     def joined(mask):
         part = take(halved, mask)
         if fixed is None:
@@ -303,11 +304,10 @@ def crossfit(forms: Sequence[str], fixed: Optional[dict], halved: dict, groups: 
             fit_rows, held = joined(fit_mask), take(halved, ~fit_mask)
             cmap = fit_map(form, fit_rows["conf"], fit_rows["agree"], fit_rows["ok"])
             p = cmap.many(held["conf"], held["agree"])
-            eces.append(calibration_of(list(zip(p.tolist(), held["ok"].astype(bool).tolist())))["ece"])
+            eces.append(ece(p, held["ok"]))
             nlls.append(span_nll(p, held["ok"]))
             if alone is not None:
-                q = alone.many(held["conf"], held["agree"])
-                only.append(calibration_of(list(zip(q.tolist(), held["ok"].astype(bool).tolist())))["ece"])
+                only.append(ece(alone.many(held["conf"], held["agree"]), held["ok"]))
         out[form] = {"ece": float(np.mean(eces)), "ece_sd": float(np.std(eces)), "nll": float(np.mean(nlls)),
                      "nll_sd": float(np.std(nlls))}
         if only:
